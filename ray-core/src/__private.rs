@@ -1,0 +1,35 @@
+//! What generated code needs. Not public API: names here change without notice.
+
+pub use crate::actor::{create_actor, ActorClass, ActorHandle, ActorOptions, Invoke, RawHandle};
+pub use crate::call::{Arg, ArgTuple, BoxFuture, IntoArg, Many, MethodDescriptor, One, Receiver, Returns, Zero};
+pub use crate::checkpoint::Checkpointable;
+pub use crate::error::{Error, Result};
+pub use crate::object::ObjectRef;
+pub use ::core;
+pub use ::std::boxed::Box;
+pub use ::std::string::String;
+
+/// The `Display` text of a method's error.
+pub fn error_message<E: ::core::fmt::Display + ?Sized>(e: &E) -> String {
+    e.to_string()
+}
+
+/// Asserts at compile time that an actor's state can move between threads.
+pub const fn assert_actor_state<T: Send + 'static>() {}
+
+/// Compile-time check used when an actor has no constructor.
+#[diagnostic::on_unimplemented(
+    message = "actor `{Self}` has no constructor and does not implement `Default`",
+    label = "no associated function returns `Self` here",
+    note = "add an associated function returning `Self` (or `Result<Self, E>`) to the `#[ray::actor]` impl block, or derive `Default` for `{Self}`"
+)]
+pub trait DefaultConstructor: Sized {
+    /// `Default::default()`.
+    fn construct() -> Self;
+}
+
+impl<T: Default> DefaultConstructor for T {
+    fn construct() -> Self {
+        T::default()
+    }
+}

@@ -1,0 +1,714 @@
+//! Actors: classes, options, handles, and the task that runs each actor.
+//!
+//! A handle owns a sender into the actor's mailbox. Submitting a call assigns
+//! the handle's next counter and sends under the handle's lock, so the calls
+//! of one handle reach the mailbox in counter order even when many tasks share
+//! the handle. The actor task admits each call through its [`Frontier`], runs
+//! ready calls one at a time, and stops when the last handle is gone (after
+//! the calls already queued), when killed, or when its runtime shuts down.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use tokio::sync::mpsc;
+
+use crate::block::{block_on, catch_unwind, panic_message};
+use crate::call::{ArgTuple, BoxFuture, MethodDescriptor, Returns};
+use crate::config::{check_quantity, check_resource_name};
+use crate::error::{Error, Result};
+use crate::executor::{Frontier, Offer};
+use crate::ids::{ActorHandleId, ActorId};
+use crate::runtime::{self, ActorControl, ErrorKind, RuntimeInner};
+
+/// Largest `max_reconstructions` (Ray's `INFINITE_RECONSTRUCTION`, 2^30).
+pub const INFINITE_RECONSTRUCTION: u32 = 1 << 30;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An actor class: implemented by `#[ray::actor]` on a struct.
+pub trait ActorClass: Sized + Send + 'static {
+    /// The class name.
+    const NAME: &'static str;
+    /// `module_path!()` where the class is declared.
+    const MODULE_PATH: &'static str;
+    /// The generated typed handle.
+    type Handle: ActorHandle<Actor = Self>;
+    /// The options declared on the struct.
+    fn declared_options() -> ActorOptions;
+}
+
+/// What every generated handle (`CounterHandle`) implements.
+pub trait ActorHandle: Clone + Send + Sync + fmt::Display + fmt::Debug + 'static {
+    /// The actor class.
+    type Actor: ActorClass<Handle = Self>;
+    /// The actor this handle calls.
+    fn actor_id(&self) -> ActorId;
+    /// This handle's ID (the original handle's is the nil ID; forks get new ones).
+    fn handle_id(&self) -> ActorHandleId;
+    #[doc(hidden)]
+    fn __from_raw(raw: RawHandle<Self::Actor>) -> Self;
+    #[doc(hidden)]
+    fn __raw(&self) -> &RawHandle<Self::Actor>;
+}
+
+/// Options of one actor creation: what the struct declares, overridden by
+/// `X::options()`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ActorOptions {
+    pub(crate) num_cpus: Option<f64>,
+    pub(crate) num_gpus: Option<f64>,
+    pub(crate) resources: BTreeMap<String, f64>,
+    pub(crate) max_reconstructions: u64,
+    pub(crate) name: Option<String>,
+    pub(crate) checkpointable: bool,
+}
+
+impl ActorOptions {
+    /// CPUs held for the actor's life.
+    pub fn num_cpus(mut self, q: impl Into<f64>) -> Self {
+        self.num_cpus = Some(q.into());
+        self
+    }
+
+    /// GPUs held for the actor's life.
+    pub fn num_gpus(mut self, q: impl Into<f64>) -> Self {
+        self.num_gpus = Some(q.into());
+        self
+    }
+
+    /// A custom resource held for the actor's life.
+    pub fn resource(mut self, name: &str, q: impl Into<f64>) -> Self {
+        self.resources.insert(name.to_owned(), q.into());
+        self
+    }
+
+    /// How many times the actor is rebuilt after a death (`0..=2^30`).
+    pub fn max_reconstructions(mut self, n: u32) -> Self {
+        self.max_reconstructions = u64::from(n);
+        self
+    }
+
+    /// Registers the actor under `name` (see `ray::get_actor`).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn __checkpointable(mut self, on: bool) -> Self {
+        self.checkpointable = on;
+        self
+    }
+
+    /// Whether the options hold resources for the actor's life (Ray's second
+    /// kind of actor) rather than 1 CPU per method run.
+    pub fn holds_resources(&self) -> bool {
+        self.num_cpus.is_some() || self.num_gpus.is_some() || !self.resources.is_empty()
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.max_reconstructions > u64::from(INFINITE_RECONSTRUCTION) {
+            return Err(Error::invalid(format!(
+                "max_reconstructions = {}: must be in 0..=1073741824 (INFINITE_RECONSTRUCTION)",
+                self.max_reconstructions
+            )));
+        }
+        if let Some(q) = self.num_cpus {
+            check_quantity("num_cpus", q)?;
+        }
+        if let Some(q) = self.num_gpus {
+            check_quantity("num_gpus", q)?;
+        }
+        for (name, q) in &self.resources {
+            check_resource_name(name)?;
+            check_quantity(&format!("resource `{name}`"), *q)?;
+        }
+        if let Some(name) = &self.name {
+            if name.is_empty() {
+                return Err(Error::invalid("actor names cannot be empty"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Shared facts about one actor, seen by its handles and its task.
+pub(crate) struct ActorInfo {
+    pub(crate) id: ActorId,
+    pub(crate) class: &'static str,
+    runtime: Weak<RuntimeInner>,
+    stop_requested: AtomicBool,
+    death: Mutex<Option<Error>>,
+}
+
+impl ActorInfo {
+    fn died(&self, cause: impl Into<String>) -> Error {
+        Error::ActorDied {
+            class: self.class.to_owned(),
+            actor_id: self.id,
+            cause: cause.into(),
+        }
+    }
+
+    /// The error for calls that reach a dead actor.
+    pub(crate) fn death_error(&self) -> Error {
+        lock(&self.death)
+            .clone()
+            .unwrap_or_else(|| self.died("the actor stopped"))
+    }
+
+    /// Records the death (first cause wins) and returns the error calls get.
+    fn set_dead(&self, err: Error) -> Error {
+        let mut d = lock(&self.death);
+        d.get_or_insert(err).clone()
+    }
+
+    fn report(&self, kind: ErrorKind, message: String) {
+        if let Some(rt) = self.runtime.upgrade() {
+            rt.report(kind, Some(self.id), message);
+        }
+    }
+}
+
+/// The outcome of one call, for the executor.
+pub(crate) struct Outcome {
+    /// An error no caller will see (fire-and-forget), to report.
+    unseen: Option<Error>,
+    /// The panic message, when the method panicked.
+    panic: Option<String>,
+}
+
+pub(crate) enum Running<'a> {
+    Done(Outcome),
+    Pending(BoxFuture<'a, Outcome>),
+}
+
+/// A type-erased call on an actor of type `A`.
+pub(crate) trait CallBody<A>: Send {
+    fn is_ready(&self) -> bool;
+    fn wait_ready(&self) -> BoxFuture<'static, ()>;
+    fn run<'a>(self: Box<Self>, actor: &'a mut A, desc: &'static MethodDescriptor) -> Running<'a>;
+    fn fail(self: Box<Self>, err: Error) -> Option<Error>;
+}
+
+/// How a generated stub runs its method.
+pub enum Invoke<A, V, P> {
+    /// A synchronous method.
+    Sync(fn(&mut A, V) -> std::result::Result<P, String>),
+    /// An `async fn` method.
+    Async(for<'a> fn(&'a mut A, V) -> BoxFuture<'a, std::result::Result<P, String>>),
+}
+
+impl<A, V, P> fmt::Debug for Invoke<A, V, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Invoke::Sync(_) => "Invoke::Sync",
+            Invoke::Async(_) => "Invoke::Async",
+        })
+    }
+}
+
+struct MethodCall<A, Args: ArgTuple, R: Returns> {
+    args: Args,
+    sink: R::Sink,
+    invoke: Invoke<A, Args::Values, R::Payload>,
+}
+
+fn task_error(desc: &MethodDescriptor, message: String) -> Error {
+    Error::Task {
+        class: desc.class_name.to_owned(),
+        method: desc.name.to_owned(),
+        message,
+    }
+}
+
+fn settle<R: Returns>(
+    sink: R::Sink,
+    desc: &MethodDescriptor,
+    result: std::result::Result<std::result::Result<R::Payload, String>, String>,
+) -> Outcome {
+    match result {
+        Ok(Ok(v)) => Outcome {
+            unseen: R::deliver(sink, Ok(v)),
+            panic: None,
+        },
+        Ok(Err(msg)) => Outcome {
+            unseen: R::deliver(sink, Err(task_error(desc, msg))),
+            panic: None,
+        },
+        Err(panic) => Outcome {
+            unseen: R::deliver(sink, Err(task_error(desc, format!("panicked: {panic}")))),
+            panic: Some(panic),
+        },
+    }
+}
+
+impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A, Args, R> {
+    fn is_ready(&self) -> bool {
+        self.args.is_ready()
+    }
+
+    fn wait_ready(&self) -> BoxFuture<'static, ()> {
+        self.args.wait_ready()
+    }
+
+    fn run<'a>(self: Box<Self>, actor: &'a mut A, desc: &'static MethodDescriptor) -> Running<'a> {
+        let MethodCall { args, sink, invoke } = *self;
+        let values = match args.take() {
+            Ok(v) => v,
+            Err(e) => {
+                return Running::Done(Outcome {
+                    unseen: R::deliver(sink, Err(e)),
+                    panic: None,
+                })
+            }
+        };
+        match invoke {
+            Invoke::Sync(f) => {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(actor, values)))
+                    .map_err(|p| panic_message(&*p));
+                Running::Done(settle::<R>(sink, desc, r))
+            }
+            Invoke::Async(f) => Running::Pending(Box::pin(async move {
+                let r = catch_unwind(f(actor, values)).await;
+                settle::<R>(sink, desc, r)
+            })),
+        }
+    }
+
+    fn fail(self: Box<Self>, err: Error) -> Option<Error> {
+        R::deliver(self.sink, Err(err))
+    }
+}
+
+/// One call in the mailbox. Dropped unrun (its actor task dropped with its
+/// runtime), its results fail through their senders' drop (`Error::ObjectLost`).
+pub(crate) struct Envelope<A: 'static> {
+    handle: ActorHandleId,
+    counter: u64,
+    desc: &'static MethodDescriptor,
+    body: Option<Box<dyn CallBody<A>>>,
+}
+
+impl<A> Envelope<A> {
+    /// Fails the call with `err` (reporting it if no caller can see it).
+    fn fail(mut self, err: Error, info: &ActorInfo) {
+        if let Some(body) = self.body.take() {
+            if let Some(unseen) = body.fail(err) {
+                info.report(
+                    ErrorKind::TaskFailed,
+                    format!("{}.{} was not run: {unseen}", self.desc.class_name, self.desc.name),
+                );
+            }
+        }
+    }
+}
+
+pub(crate) enum Msg<A: 'static> {
+    Call(Envelope<A>),
+    /// Wakes the task to look at its stop flag.
+    Wake,
+}
+
+/// The constructor call (counter 0 of the original handle).
+pub(crate) struct CtorCall<A, Args: ArgTuple> {
+    args: Args,
+    ctor: fn(Args::Values) -> std::result::Result<A, String>,
+}
+
+pub(crate) trait CtorBody<A>: Send {
+    fn wait_ready(&self) -> Option<BoxFuture<'static, ()>>;
+    fn construct(self: Box<Self>) -> std::result::Result<A, String>;
+}
+
+impl<A: Send + 'static, Args: ArgTuple> CtorBody<A> for CtorCall<A, Args> {
+    fn wait_ready(&self) -> Option<BoxFuture<'static, ()>> {
+        (!self.args.is_ready()).then(|| self.args.wait_ready())
+    }
+
+    fn construct(self: Box<Self>) -> std::result::Result<A, String> {
+        let values = self.args.take().map_err(|e| format!("a constructor argument failed: {e}"))?;
+        let ctor = self.ctor;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctor(values))) {
+            Ok(r) => r,
+            Err(p) => Err(format!("the constructor panicked: {}", panic_message(&*p))),
+        }
+    }
+}
+
+enum Mode<A: 'static> {
+    Remote(mpsc::UnboundedSender<Msg<A>>),
+    Local(Mutex<std::result::Result<A, Error>>),
+}
+
+/// What the handles of one actor share. Dropping the last one closes the
+/// mailbox, and the actor stops after the calls already queued.
+pub(crate) struct ActorShared<A: 'static> {
+    info: Arc<ActorInfo>,
+    mode: Mode<A>,
+}
+
+/// The untyped-by-method core of a generated handle. Not public API.
+#[doc(hidden)]
+pub struct RawHandle<A: 'static> {
+    shared: Arc<ActorShared<A>>,
+    id: ActorHandleId,
+    seq: Mutex<Seq>,
+}
+
+struct Seq {
+    next_counter: u64,
+    num_forks: u64,
+}
+
+impl<A: ActorClass> RawHandle<A> {
+    /// The actor's ID.
+    pub fn actor_id(&self) -> ActorId {
+        self.shared.info.id
+    }
+
+    /// This handle's ID.
+    pub fn handle_id(&self) -> ActorHandleId {
+        self.id
+    }
+
+    /// Submits a call; never blocks (except in local mode, where it runs now).
+    pub fn call<Args: ArgTuple, R: Returns>(
+        &self,
+        desc: &'static MethodDescriptor,
+        args: Args,
+        invoke: Invoke<A, Args::Values, R::Payload>,
+    ) -> R::Refs {
+        let (refs, sink) = R::channel();
+        let body: Box<dyn CallBody<A>> = Box::new(MethodCall::<A, Args, R> { args, sink, invoke });
+        match &self.shared.mode {
+            Mode::Remote(tx) => {
+                let mut seq = lock(&self.seq);
+                let env = Envelope {
+                    handle: self.id,
+                    counter: seq.next_counter,
+                    desc,
+                    body: Some(body),
+                };
+                seq.next_counter += 1;
+                if let Err(mpsc::error::SendError(Msg::Call(env))) = tx.send(Msg::Call(env)) {
+                    drop(seq);
+                    env.fail(self.shared.info.death_error(), &self.shared.info);
+                }
+            }
+            Mode::Local(state) => {
+                let mut state = lock(state);
+                lock(&self.seq).next_counter += 1;
+                run_local(&mut state, body, desc, &self.shared.info);
+            }
+        }
+        refs
+    }
+
+    /// A fork: a new handle ID derived from this one and its fork count.
+    pub fn fork(&self) -> Self {
+        let mut seq = lock(&self.seq);
+        let id = ActorHandleId::forked(&self.id, seq.num_forks);
+        seq.num_forks += 1;
+        RawHandle {
+            shared: self.shared.clone(),
+            id,
+            seq: Mutex::new(Seq {
+                next_counter: 0,
+                num_forks: 0,
+            }),
+        }
+    }
+
+    /// Kills the actor (see `ray::kill`).
+    pub fn kill(&self, cause: String) {
+        match &self.shared.mode {
+            Mode::Remote(tx) => {
+                request_stop(&self.shared.info, cause);
+                let _ = tx.send(Msg::Wake);
+            }
+            Mode::Local(state) => {
+                let err = self.shared.info.set_dead(self.shared.info.died(cause));
+                *lock(state) = Err(err);
+            }
+        }
+    }
+}
+
+impl<A: ActorClass> fmt::Display for RawHandle<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Actor({}, {})", A::NAME, self.shared.info.id)
+    }
+}
+
+impl<A: ActorClass> fmt::Debug for RawHandle<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+fn request_stop(info: &ActorInfo, cause: String) {
+    info.set_dead(info.died(cause));
+    info.stop_requested.store(true, Ordering::Release);
+}
+
+struct RemoteControl<A: 'static> {
+    info: Arc<ActorInfo>,
+    tx: mpsc::WeakUnboundedSender<Msg<A>>,
+}
+
+impl<A: Send + 'static> ActorControl for RemoteControl<A> {
+    fn stop(&self, cause: String) {
+        request_stop(&self.info, cause);
+        if let Some(tx) = self.tx.upgrade() {
+            let _ = tx.send(Msg::Wake);
+        }
+    }
+}
+
+struct LocalControl<A: 'static> {
+    shared: Weak<ActorShared<A>>,
+}
+
+impl<A: Send + 'static> ActorControl for LocalControl<A> {
+    fn stop(&self, cause: String) {
+        if let Some(shared) = self.shared.upgrade() {
+            let err = shared.info.set_dead(shared.info.died(cause));
+            if let Mode::Local(state) = &shared.mode {
+                *lock(state) = Err(err);
+            }
+        }
+    }
+}
+
+fn report_outcome(info: &ActorInfo, desc: &MethodDescriptor, outcome: &Outcome) {
+    if let Some(e) = &outcome.unseen {
+        info.report(
+            ErrorKind::TaskFailed,
+            format!("fire-and-forget call {}.{} failed: {e}", desc.class_name, desc.name),
+        );
+    }
+}
+
+fn panic_death(info: &ActorInfo, desc: &MethodDescriptor, panic: &str) -> Error {
+    let err = info.set_dead(info.died(format!(
+        "method {}.{} panicked: {panic}",
+        desc.class_name, desc.name
+    )));
+    info.report(ErrorKind::ActorDied, err.to_string());
+    err
+}
+
+fn run_local<A>(
+    state: &mut std::result::Result<A, Error>,
+    body: Box<dyn CallBody<A>>,
+    desc: &'static MethodDescriptor,
+    info: &ActorInfo,
+) {
+    let actor = match state {
+        Ok(a) => a,
+        Err(e) => {
+            if let Some(unseen) = body.fail(e.clone()) {
+                info.report(
+                    ErrorKind::TaskFailed,
+                    format!("{}.{} was not run: {unseen}", desc.class_name, desc.name),
+                );
+            }
+            return;
+        }
+    };
+    if !body.is_ready() {
+        block_on(body.wait_ready());
+    }
+    let outcome = match body.run(actor, desc) {
+        Running::Done(o) => o,
+        Running::Pending(f) => block_on(f),
+    };
+    report_outcome(info, desc, &outcome);
+    if let Some(p) = &outcome.panic {
+        *state = Err(panic_death(info, desc, p));
+    }
+}
+
+/// Creates an actor with a constructor. Called by generated `remote()`.
+#[doc(hidden)]
+pub fn create_actor<A: ActorClass, Args: ArgTuple>(
+    options: ActorOptions,
+    args: Args,
+    ctor: fn(Args::Values) -> std::result::Result<A, String>,
+) -> Result<A::Handle> {
+    let rt = runtime::current()?;
+    options.validate()?;
+    let id = match &options.name {
+        Some(name) => ActorId::for_name(A::NAME, name),
+        None => ActorId::random(),
+    };
+    let info = Arc::new(ActorInfo {
+        id,
+        class: A::NAME,
+        runtime: Arc::downgrade(&rt),
+        stop_requested: AtomicBool::new(false),
+        death: Mutex::new(None),
+    });
+    let creation_failed = |message: String| Error::ActorCreationFailed {
+        class: A::NAME.to_owned(),
+        actor_id: id,
+        message,
+    };
+    let ctor: Box<dyn CtorBody<A>> = Box::new(CtorCall { args, ctor });
+    let shared = if rt.config.local_mode {
+        if let Some(wait) = ctor.wait_ready() {
+            block_on(wait);
+        }
+        let state = ctor.construct().map_err(|m| {
+            let err = info.set_dead(creation_failed(m));
+            info.report(ErrorKind::ActorDied, err.to_string());
+            err
+        });
+        let shared = Arc::new(ActorShared {
+            info: info.clone(),
+            mode: Mode::Local(Mutex::new(state)),
+        });
+        rt.register(
+            id,
+            Arc::new(LocalControl {
+                shared: Arc::downgrade(&shared),
+            }),
+        )?;
+        shared
+    } else {
+        let (tx, rx) = mpsc::unbounded_channel();
+        rt.register(
+            id,
+            Arc::new(RemoteControl {
+                info: info.clone(),
+                tx: tx.downgrade(),
+            }),
+        )?;
+        rt.spawn_actor(actor_main(info.clone(), rx, ctor));
+        Arc::new(ActorShared {
+            info,
+            mode: Mode::Remote(tx),
+        })
+    };
+    Ok(A::Handle::__from_raw(RawHandle {
+        shared,
+        id: ActorHandleId::NIL,
+        seq: Mutex::new(Seq {
+            next_counter: 1,
+            num_forks: 0,
+        }),
+    }))
+}
+
+async fn actor_main<A: ActorClass>(
+    info: Arc<ActorInfo>,
+    mut rx: mpsc::UnboundedReceiver<Msg<A>>,
+    ctor: Box<dyn CtorBody<A>>,
+) {
+    if let Some(wait) = ctor.wait_ready() {
+        wait.await;
+    }
+    let mut frontier: Frontier<Envelope<A>> = Frontier::new();
+    match ctor.construct() {
+        Ok(mut actor) => {
+            frontier.advance_to(ActorHandleId::NIL, 0);
+            run_calls(&info, &mut actor, &mut rx, &mut frontier).await;
+            drop(actor);
+        }
+        Err(message) => {
+            let err = info.set_dead(Error::ActorCreationFailed {
+                class: A::NAME.to_owned(),
+                actor_id: info.id,
+                message,
+            });
+            info.report(ErrorKind::ActorDied, err.to_string());
+        }
+    }
+    // Dead or unreachable: fail whatever is left, then leave.
+    rx.close();
+    let err = info.death_error();
+    for env in frontier.drain() {
+        env.fail(err.clone(), &info);
+    }
+    while let Some(msg) = rx.recv().await {
+        if let Msg::Call(env) = msg {
+            env.fail(err.clone(), &info);
+        }
+    }
+    if let Some(rt) = info.runtime.upgrade() {
+        rt.unregister(&info.id);
+    }
+}
+
+/// Runs calls until the mailbox closes (every handle dropped), a stop is
+/// requested, or a method panics.
+async fn run_calls<A: ActorClass>(
+    info: &ActorInfo,
+    actor: &mut A,
+    rx: &mut mpsc::UnboundedReceiver<Msg<A>>,
+    frontier: &mut Frontier<Envelope<A>>,
+) {
+    while let Some(msg) = rx.recv().await {
+        let stop = info.stop_requested.load(Ordering::Acquire);
+        let env = match msg {
+            Msg::Call(env) if stop => {
+                env.fail(info.death_error(), info);
+                return;
+            }
+            Msg::Call(env) => env,
+            Msg::Wake if stop => return,
+            Msg::Wake => continue,
+        };
+        let mut next = match frontier.offer(env.handle, env.counter, env) {
+            Offer::Ready(env) => Some(env),
+            Offer::Buffered => None,
+            // A duplicate never runs twice. Dropping it drops only its own
+            // result senders: a retransmitted call shares the original's
+            // (already completed) objects, which ignore the drop.
+            Offer::Duplicate(_) => None,
+        };
+        while let Some(mut env) = next {
+            if info.stop_requested.load(Ordering::Acquire) {
+                env.fail(info.death_error(), info);
+                return;
+            }
+            let desc = env.desc;
+            let handle = env.handle;
+            let body = env.body.take().expect("a queued call has a body");
+            if !body.is_ready() {
+                body.wait_ready().await;
+            }
+            let outcome = match body.run(actor, desc) {
+                Running::Done(o) => o,
+                Running::Pending(f) => f.await,
+            };
+            report_outcome(info, desc, &outcome);
+            if let Some(p) = &outcome.panic {
+                panic_death(info, desc, p);
+                return;
+            }
+            next = frontier.complete(&handle);
+        }
+    }
+    if info.stop_requested.load(Ordering::Acquire) {
+        return;
+    }
+    info.set_dead(info.died("every handle to the actor was dropped"));
+}
+
+/// Kills the actor behind `handle` at once: the running call finishes, queued
+/// and later calls fail with [`Error::ActorDied`]. With `no_restart = false` it
+/// is a crash (reconstruction rebuilds the actor when it has restarts left).
+pub fn kill<H: ActorHandle>(handle: &H, no_restart: bool) {
+    let cause = if no_restart {
+        "killed by ray::kill (no_restart = true)"
+    } else {
+        "killed by ray::kill (no_restart = false)"
+    };
+    handle.__raw().kill(cause.to_owned());
+}

@@ -1,0 +1,256 @@
+//! Ordered execution (SEMANTICS §4): per-handle counters, a frontier, and a
+//! reorder buffer for early arrivals.
+//!
+//! Every call carries `(handle_id, counter)`. The [`Frontier`] keeps, per handle,
+//! the next counter it expects. A call whose counter equals it runs now; a later
+//! one waits in the handle's reorder buffer; an earlier one is a duplicate and is
+//! dropped, so no call ever runs twice, whatever the arrival order.
+//!
+//! In one process every handle submits through the same FIFO mailbox with its
+//! counter assigned under the handle's lock, so calls usually arrive in order
+//! and the buffer stays empty; the buffer is what keeps the executor correct
+//! for any arrival order (retransmits, calls that cross machines later).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::ActorHandleId;
+
+/// What [`Frontier::offer`] did with a call.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Offer<T> {
+    /// The call is next for its handle: run it now, then call [`Frontier::complete`].
+    Ready(T),
+    /// The call arrived early and is buffered until its turn.
+    Buffered,
+    /// The call is at or below the frontier, or already buffered: a duplicate,
+    /// given back so the caller can drop it.
+    Duplicate(T),
+}
+
+#[derive(Debug)]
+struct Lane<T> {
+    next: u64,
+    running: bool,
+    early: BTreeMap<u64, T>,
+}
+
+impl<T> Default for Lane<T> {
+    fn default() -> Self {
+        Lane {
+            next: 0,
+            running: false,
+            early: BTreeMap::new(),
+        }
+    }
+}
+
+/// The per-actor frontier with its reorder buffers. `T` is the queued call.
+#[derive(Debug)]
+pub struct Frontier<T> {
+    lanes: HashMap<ActorHandleId, Lane<T>>,
+}
+
+impl<T> Default for Frontier<T> {
+    fn default() -> Self {
+        Frontier {
+            lanes: HashMap::new(),
+        }
+    }
+}
+
+/// A serializable snapshot of a frontier: per handle, the next counter expected.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrontierSnapshot {
+    /// Next expected counter per handle.
+    pub next: BTreeMap<ActorHandleId, u64>,
+}
+
+impl<T> Frontier<T> {
+    /// An empty frontier: every handle starts at counter 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next counter expected from `handle`.
+    pub fn next_expected(&self, handle: &ActorHandleId) -> u64 {
+        self.lanes.get(handle).map_or(0, |l| l.next)
+    }
+
+    /// Marks every counter of `handle` up to and including `counter` as done
+    /// (used for the creation task, counter 0 of the original handle).
+    pub fn advance_to(&mut self, handle: ActorHandleId, counter: u64) {
+        let lane = self.lanes.entry(handle).or_default();
+        if lane.next <= counter {
+            lane.next = counter + 1;
+            lane.early.retain(|c, _| *c > counter);
+        }
+    }
+
+    /// Offers a call. At most one call per handle is `Ready` at a time: the next
+    /// one becomes available through [`Frontier::complete`].
+    pub fn offer(&mut self, handle: ActorHandleId, counter: u64, call: T) -> Offer<T> {
+        let lane = self.lanes.entry(handle).or_default();
+        if counter < lane.next || (counter == lane.next && lane.running) {
+            return Offer::Duplicate(call);
+        }
+        if counter == lane.next {
+            lane.running = true;
+            return Offer::Ready(call);
+        }
+        if lane.early.contains_key(&counter) {
+            return Offer::Duplicate(call);
+        }
+        lane.early.insert(counter, call);
+        Offer::Buffered
+    }
+
+    /// Records that the ready call of `handle` finished; returns the handle's
+    /// next call if it is already buffered (it is then the ready one).
+    pub fn complete(&mut self, handle: &ActorHandleId) -> Option<T> {
+        let lane = self.lanes.get_mut(handle)?;
+        debug_assert!(lane.running, "complete() without a ready call");
+        lane.next += 1;
+        match lane.early.remove(&lane.next) {
+            Some(call) => Some(call),
+            None => {
+                lane.running = false;
+                None
+            }
+        }
+    }
+
+    /// Number of calls waiting in reorder buffers.
+    pub fn buffered(&self) -> usize {
+        self.lanes.values().map(|l| l.early.len()).sum()
+    }
+
+    /// Drains every buffered call (to fail them when the actor dies).
+    pub fn drain(&mut self) -> Vec<T> {
+        self.lanes
+            .values_mut()
+            .flat_map(|l| std::mem::take(&mut l.early).into_values())
+            .collect()
+    }
+
+    /// The frontier's serializable snapshot (what a checkpoint records).
+    pub fn snapshot(&self) -> FrontierSnapshot {
+        FrontierSnapshot {
+            next: self.lanes.iter().map(|(h, l)| (*h, l.next)).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn handle(i: u8) -> ActorHandleId {
+        ActorHandleId::from_bytes([i; 20])
+    }
+
+    /// Delivers `deliveries` (handle index, counter) in the given order and
+    /// returns the execution order, running each ready call to completion.
+    fn run(deliveries: &[(u8, u64)]) -> Vec<(u8, u64)> {
+        let mut f = Frontier::new();
+        let mut executed = Vec::new();
+        for &(h, c) in deliveries {
+            if let Offer::Ready(call) = f.offer(handle(h), c, (h, c)) {
+                let mut next = Some(call);
+                while let Some(call) = next {
+                    executed.push(call);
+                    next = f.complete(&handle(call.0));
+                }
+            }
+        }
+        executed
+    }
+
+    #[test]
+    fn early_calls_wait_and_duplicates_are_dropped() {
+        let executed = run(&[(0, 2), (0, 0), (0, 0), (0, 1), (0, 2), (0, 1)]);
+        assert_eq!(executed, vec![(0, 0), (0, 1), (0, 2)]);
+    }
+
+    #[test]
+    fn advance_to_skips_the_creation_counter() {
+        let mut f = Frontier::new();
+        f.advance_to(ActorHandleId::NIL, 0);
+        assert_eq!(f.next_expected(&ActorHandleId::NIL), 1);
+        assert!(matches!(f.offer(ActorHandleId::NIL, 0, ()), Offer::Duplicate(())));
+        assert!(matches!(f.offer(ActorHandleId::NIL, 1, ()), Offer::Ready(())));
+    }
+
+    fn schedule() -> impl Strategy<Value = (Vec<u64>, Vec<(u8, u64)>)> {
+        // Up to 5 handles with up to 40 calls each; every call delivered 1-3
+        // times; the whole delivery list shuffled.
+        prop::collection::vec(0u64..40, 1..6)
+            .prop_flat_map(|counts| {
+                let mut calls = Vec::new();
+                for (h, &n) in counts.iter().enumerate() {
+                    for c in 0..n {
+                        calls.push((h as u8, c));
+                    }
+                }
+                let len = calls.len();
+                (
+                    Just(counts),
+                    Just(calls),
+                    prop::collection::vec(1usize..4, len),
+                )
+            })
+            .prop_flat_map(|(counts, calls, copies)| {
+                let mut deliveries = Vec::new();
+                for (call, k) in calls.into_iter().zip(copies) {
+                    for _ in 0..k {
+                        deliveries.push(call);
+                    }
+                }
+                (Just(counts), Just(deliveries).prop_shuffle())
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn every_call_runs_exactly_once_in_counter_order((counts, deliveries) in schedule()) {
+            let executed = run(&deliveries);
+            // Exactly once: as many executions as distinct calls.
+            let total: u64 = counts.iter().sum();
+            prop_assert_eq!(executed.len() as u64, total);
+            // Per handle, counters 0, 1, 2, ... in order.
+            for (h, &n) in counts.iter().enumerate() {
+                let mine: Vec<u64> = executed.iter().filter(|e| e.0 == h as u8).map(|e| e.1).collect();
+                prop_assert_eq!(mine, (0..n).collect::<Vec<_>>());
+            }
+        }
+
+        #[test]
+        fn a_call_runs_as_soon_as_its_predecessors_have((counts, deliveries) in schedule()) {
+            // Replay deliveries and check that after each delivery every handle's
+            // executed prefix is as long as the delivered prefix allows.
+            let mut f = Frontier::new();
+            let mut done: HashMap<u8, u64> = HashMap::new();
+            let mut seen: HashMap<u8, std::collections::BTreeSet<u64>> = HashMap::new();
+            for &(h, c) in &deliveries {
+                seen.entry(h).or_default().insert(c);
+                if let Offer::Ready(call) = f.offer(handle(h), c, (h, c)) {
+                    let mut next = Some(call);
+                    while let Some(call) = next {
+                        *done.entry(call.0).or_default() += 1;
+                        next = f.complete(&handle(call.0));
+                    }
+                }
+                let s = &seen[&h];
+                let mut prefix = 0;
+                while s.contains(&prefix) { prefix += 1; }
+                prop_assert_eq!(done.get(&h).copied().unwrap_or(0), prefix);
+            }
+            prop_assert_eq!(f.buffered(), 0);
+            let _ = counts;
+        }
+    }
+}

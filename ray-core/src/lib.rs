@@ -1,0 +1,32 @@
+//! Runtime of the `ray` actor framework. Users depend on the `ray` facade
+//! crate, which re-exports this crate and the `#[ray::actor]` macros.
+//!
+//! Modules follow the architecture: [`ids`] (20-byte IDs), [`runtime`] (init,
+//! current runtime, shutdown, error stream), [`actor`] (classes, handles, the
+//! actor task), [`executor`] (per-handle ordering), [`object`] (refs, put, get,
+//! wait), [`call`] (arguments, return kinds, method metadata), [`checkpoint`].
+
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+pub mod actor;
+mod block;
+pub mod call;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod executor;
+pub mod ids;
+pub mod object;
+pub mod runtime;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use actor::{kill, ActorClass, ActorHandle, ActorOptions, INFINITE_RECONSTRUCTION};
+pub use call::{Arg, IntoArg, MethodDescriptor, Receiver, MAX_NUM_RETURNS};
+pub use checkpoint::{Checkpoint, CheckpointContext, Checkpointable};
+pub use config::Config;
+pub use error::{BoxError, Error, Result};
+pub use ids::{ActorHandleId, ActorId, CheckpointId, ObjectId, TaskId};
+pub use object::{get, put, wait, ObjectRef};
+pub use runtime::{error_info, init, is_initialized, EnterGuard, ErrorInfo, ErrorKind, Ray};

@@ -1,0 +1,341 @@
+//! Objects: typed futures of one result (SEMANTICS §9).
+//!
+//! An object lives in a shared slot; every [`ObjectRef`] to it holds the slot,
+//! so its memory is freed when the last ref (including those held by pending
+//! calls as arguments) is dropped. In-process there is no global object table.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::ids::ObjectId;
+
+enum State<T> {
+    Pending(Vec<Waker>),
+    Ready(Result<T>),
+}
+
+struct Slot<T> {
+    id: ObjectId,
+    state: Mutex<State<T>>,
+}
+
+impl<T> Slot<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
+        // A panic while holding this lock cannot leave the state inconsistent
+        // (every critical section is a single assignment), so poisoning is ignored.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A typed reference to a value that is, or will be, produced by a call or by [`put`].
+///
+/// Await it (`r.await` or `r.get().await`) as many times as you like: values are
+/// immutable and each read returns a copy. Pass it as an argument to another call
+/// and it is resolved before that call runs.
+pub struct ObjectRef<T> {
+    slot: Arc<Slot<T>>,
+}
+
+impl<T> Clone for ObjectRef<T> {
+    fn clone(&self) -> Self {
+        ObjectRef {
+            slot: self.slot.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for ObjectRef<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &*self.slot.lock() {
+            State::Pending(_) => "pending",
+            State::Ready(Ok(_)) => "ready",
+            State::Ready(Err(_)) => "failed",
+        };
+        write!(f, "ObjectRef({}, {state})", self.slot.id)
+    }
+}
+
+/// The producing side of an object. Completing twice keeps the first value;
+/// dropping it unsent fails the object with [`Error::ObjectLost`], so no reader
+/// ever waits forever.
+pub struct ObjectSender<T> {
+    slot: Option<Arc<Slot<T>>>,
+}
+
+impl<T> fmt::Debug for ObjectSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.slot {
+            Some(s) => write!(f, "ObjectSender({})", s.id),
+            None => f.write_str("ObjectSender(sent)"),
+        }
+    }
+}
+
+pub(crate) fn channel<T>() -> (ObjectRef<T>, ObjectSender<T>) {
+    let slot = Arc::new(Slot {
+        id: ObjectId::random(),
+        state: Mutex::new(State::Pending(Vec::new())),
+    });
+    (
+        ObjectRef { slot: slot.clone() },
+        ObjectSender { slot: Some(slot) },
+    )
+}
+
+fn complete<T>(slot: &Slot<T>, value: Result<T>) {
+    let wakers = {
+        let mut state = slot.lock();
+        match &mut *state {
+            State::Ready(_) => return,
+            State::Pending(w) => {
+                let w = std::mem::take(w);
+                *state = State::Ready(value);
+                w
+            }
+        }
+    };
+    for w in wakers {
+        w.wake();
+    }
+}
+
+impl<T> ObjectSender<T> {
+    /// Stores the result and wakes every waiter.
+    pub(crate) fn send(mut self, value: Result<T>) {
+        if let Some(slot) = self.slot.take() {
+            complete(&slot, value);
+        }
+    }
+}
+
+impl<T> Drop for ObjectSender<T> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            let id = slot.id;
+            complete(&slot, Err(Error::ObjectLost(id)));
+        }
+    }
+}
+
+impl<T> ObjectRef<T> {
+    /// A ref whose value is already there.
+    pub(crate) fn ready(value: Result<T>) -> Self {
+        ObjectRef {
+            slot: Arc::new(Slot {
+                id: ObjectId::random(),
+                state: Mutex::new(State::Ready(value)),
+            }),
+        }
+    }
+
+    /// The object's ID.
+    pub fn id(&self) -> ObjectId {
+        self.slot.id
+    }
+
+    /// Whether the value (or its error) is available, without blocking.
+    pub fn is_ready(&self) -> bool {
+        matches!(&*self.slot.lock(), State::Ready(_))
+    }
+
+    /// Registers `cx`'s waker unless ready; returns readiness.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> bool {
+        let mut state = self.slot.lock();
+        match &mut *state {
+            State::Ready(_) => true,
+            State::Pending(wakers) => {
+                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    wakers.push(cx.waker().clone());
+                }
+                false
+            }
+        }
+    }
+
+    /// Waits until the value is available, without reading it.
+    pub(crate) fn wait_ready(&self) -> impl Future<Output = ()> + Send + '_
+    where
+        T: Send,
+    {
+        std::future::poll_fn(move |cx| {
+            if self.poll_ready(cx) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+}
+
+impl<T: Clone> ObjectRef<T> {
+    /// The value (a copy), or the error that produced it, if available now.
+    pub fn try_get(&self) -> Option<Result<T>> {
+        match &*self.slot.lock() {
+            State::Ready(r) => Some(r.clone()),
+            State::Pending(_) => None,
+        }
+    }
+
+    /// Waits for the value and returns a copy of it (or the call's error).
+    pub fn get(&self) -> Get<'_, T> {
+        Get { r: self }
+    }
+
+    fn poll_get(&self, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let mut state = self.slot.lock();
+        match &mut *state {
+            State::Ready(r) => Poll::Ready(r.clone()),
+            State::Pending(wakers) => {
+                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    wakers.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Blocks the current thread until the value is available. For synchronous
+    /// code outside any async runtime; inside one, `.await` instead.
+    pub fn get_blocking(&self) -> Result<T> {
+        crate::block::block_on(self.get())
+    }
+}
+
+/// Future returned by [`ObjectRef::get`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Get<'a, T> {
+    r: &'a ObjectRef<T>,
+}
+
+impl<T: Clone> Future for Get<'_, T> {
+    type Output = Result<T>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        self.r.poll_get(cx)
+    }
+}
+
+/// Future of an owned [`ObjectRef`] (`r.await`).
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct GetOwned<T> {
+    r: ObjectRef<T>,
+}
+
+impl<T: Clone> Future for GetOwned<T> {
+    type Output = Result<T>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        self.r.poll_get(cx)
+    }
+}
+
+impl<T: Clone> IntoFuture for ObjectRef<T> {
+    type Output = Result<T>;
+    type IntoFuture = GetOwned<T>;
+    fn into_future(self) -> GetOwned<T> {
+        GetOwned { r: self }
+    }
+}
+
+impl<'a, T: Clone> IntoFuture for &'a ObjectRef<T> {
+    type Output = Result<T>;
+    type IntoFuture = Get<'a, T>;
+    fn into_future(self) -> Get<'a, T> {
+        self.get()
+    }
+}
+
+/// Stores `value` as an object and returns a ref to it. Needs no runtime.
+pub fn put<T: Send + 'static>(value: T) -> ObjectRef<T> {
+    ObjectRef::ready(Ok(value))
+}
+
+/// Waits for the value of `r` (same as `r.get().await`).
+pub async fn get<T: Clone>(r: &ObjectRef<T>) -> Result<T> {
+    r.get().await
+}
+
+/// Waits until `num_returns` of `refs` are ready or `timeout` passes
+/// (`None`: no limit), then returns `(ready, not_ready)`. Each list keeps the
+/// input order; `ready` holds at most `num_returns` refs (the first ready ones in
+/// input order), the rest go to `not_ready`. A ref whose call failed counts as ready.
+///
+/// # Panics
+///
+/// When `num_returns > refs.len()`: that wait could never finish (Ray raises
+/// `ValueError` there).
+pub async fn wait<T>(
+    refs: &[ObjectRef<T>],
+    num_returns: usize,
+    timeout: Option<Duration>,
+) -> (Vec<ObjectRef<T>>, Vec<ObjectRef<T>>) {
+    assert!(
+        num_returns <= refs.len(),
+        "ray::wait: num_returns ({num_returns}) cannot be greater than the number of refs ({})",
+        refs.len()
+    );
+    let enough = std::future::poll_fn(|cx| {
+        let mut ready = 0;
+        for r in refs {
+            if r.poll_ready(cx) {
+                ready += 1;
+                if ready >= num_returns {
+                    return Poll::Ready(());
+                }
+            }
+        }
+        if ready >= num_returns {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    });
+    match timeout {
+        None => enough.await,
+        Some(t) => {
+            let _ = crate::block::timeout(t, enough).await;
+        }
+    }
+    let mut ready = Vec::new();
+    let mut not_ready = Vec::new();
+    for r in refs {
+        if ready.len() < num_returns && r.is_ready() {
+            ready.push(r.clone());
+        } else {
+            not_ready.push(r.clone());
+        }
+    }
+    (ready, not_ready)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completes_once_and_reads_many_times() {
+        let (r, tx) = channel::<i32>();
+        assert!(!r.is_ready());
+        assert!(r.try_get().is_none());
+        tx.send(Ok(3));
+        assert_eq!(r.try_get(), Some(Ok(3)));
+        assert_eq!(r.get_blocking(), Ok(3));
+        assert_eq!(r.clone().get_blocking(), Ok(3));
+    }
+
+    #[test]
+    fn blocking_get_wakes_from_another_thread() {
+        let (r, tx) = channel::<String>();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            tx.send(Ok("hi".into()));
+        });
+        assert_eq!(r.get_blocking().unwrap(), "hi");
+        t.join().unwrap();
+    }
+}

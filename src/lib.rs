@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+pub use ray_core::{
+    actor, call, checkpoint, config, error, error_info, executor, get, ids, init, is_initialized,
+    kill, object, put, runtime, wait, ActorClass, ActorHandle, ActorHandleId, ActorId, ActorOptions,
+    Arg, BoxError, Checkpoint, CheckpointContext, CheckpointId, Checkpointable, Config, EnterGuard,
+    Error, ErrorInfo, ErrorKind, IntoArg, MethodDescriptor, ObjectId, ObjectRef, Ray, Receiver,
+    Result, TaskId, INFINITE_RECONSTRUCTION, MAX_NUM_RETURNS,
+};
+pub use ray_macros::{actor, method};
+
+/// Everything most programs need: `use ray::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        actor, method, ActorHandle, ActorId, CheckpointContext, CheckpointId, Checkpoint,
+        Checkpointable, Config, Error, ObjectRef, Result,
+    };
+}
+
+#[doc(hidden)]
+pub use ray_core::__private;
