@@ -30,7 +30,7 @@ impl<T: Clone> Clone for Arg<T> {
 }
 
 /// What a stub argument accepts for a parameter of type `T`: a `T`, an
-/// `ObjectRef<T>`, or an `&ObjectRef<T>`.
+/// `ObjectRef<T>`, or an `&ObjectRef<T>` (and a `&str` for a `String`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be passed where the remote method expects `{T}`",
     label = "expected `{T}` or `ObjectRef<{T}>`",
@@ -56,6 +56,13 @@ impl<T> IntoArg<T> for ObjectRef<T> {
 impl<T> IntoArg<T> for &ObjectRef<T> {
     fn into_arg(self) -> Arg<T> {
         Arg::Ref(self.clone())
+    }
+}
+
+/// A string literal where the method takes a `String`: `actor.greet("hi")`.
+impl IntoArg<String> for &str {
+    fn into_arg(self) -> Arg<String> {
+        Arg::Value(self.to_owned())
     }
 }
 

@@ -1,0 +1,180 @@
+//! Objects: put/get/wait, refs as arguments, failed dependencies, memory.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ray::prelude::*;
+
+#[ray::actor]
+#[derive(Default)]
+pub struct Adder {
+    total: i64,
+    calls: u32,
+}
+
+#[ray::actor]
+impl Adder {
+    pub fn add(&mut self, x: i64) -> i64 {
+        self.calls += 1;
+        self.total += x;
+        self.total
+    }
+
+    pub fn add_pair(&mut self, a: i64, b: i64) -> i64 {
+        self.calls += 1;
+        self.total += a + b;
+        self.total
+    }
+
+    pub fn calls(&self) -> u32 {
+        self.calls
+    }
+
+    pub async fn slow(&self, ms: u64, v: i64) -> i64 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        v
+    }
+
+    pub fn fail(&self) -> Result<i64, String> {
+        Err("upstream failed".into())
+    }
+
+    pub fn echo(&self, t: Tracked) -> Tracked {
+        t
+    }
+}
+
+/// A payload that counts live copies, to prove objects are freed.
+#[derive(Debug)]
+pub struct Tracked(Arc<AtomicI64>, #[allow(dead_code)] Vec<u8>);
+
+impl Tracked {
+    fn new(live: &Arc<AtomicI64>) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        Tracked(live.clone(), vec![0; 64])
+    }
+}
+
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        Tracked::new(&self.0)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn put_get_and_refs_read_many_times() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let r = ray::put(String::from("hello"));
+    assert!(r.is_ready());
+    assert_eq!(ray::get(&r).await.unwrap(), "hello");
+    assert_eq!(r.get().await.unwrap(), "hello");
+    assert_eq!((&r).await.unwrap(), "hello");
+    let r2 = r.clone();
+    assert_eq!(r2.id(), r.id());
+    assert_eq!(r2.await.unwrap(), "hello");
+    assert_ne!(ray::put(1).id(), ray::put(1).id());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refs_as_arguments_are_resolved_before_the_call_runs() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let a = Adder::remote().unwrap();
+    let b = Adder::remote().unwrap();
+    // A ref produced by a slow call on another actor, passed without waiting.
+    let slow = b.slow(50, 5);
+    assert!(!slow.is_ready());
+    let r = a.add(&slow);
+    let r2 = a.add_pair(ray::put(1), slow.clone());
+    assert_eq!(r.await.unwrap(), 5);
+    assert_eq!(r2.await.unwrap(), 11);
+    // Pipelines: refs flowing actor to actor.
+    let mut x = a.add(0);
+    for _ in 0..10 {
+        x = b.slow(1, 0);
+        x = a.add(x);
+    }
+    assert_eq!(x.await.unwrap(), 11);
+}
+
+#[tokio::test]
+async fn a_failed_dependency_fails_the_call_without_running_it() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let a = Adder::remote().unwrap();
+    let bad = a.fail();
+    let r = a.add(&bad);
+    match r.await.unwrap_err() {
+        Error::Task { method, message, .. } => {
+            assert_eq!(method, "fail", "the dependency's error is passed on");
+            assert_eq!(message, "upstream failed");
+        }
+        other => panic!("expected the dependency's Error::Task, got {other:?}"),
+    }
+    assert_eq!(a.calls().await.unwrap(), 0, "add never ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_keeps_input_order_and_honours_num_returns_and_timeout() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let actors: Vec<_> = (0..4).map(|_| Adder::remote().unwrap()).collect();
+    let refs = vec![
+        actors[0].slow(400, 0),
+        actors[1].slow(0, 1),
+        actors[2].slow(400, 2),
+        actors[3].slow(0, 3),
+    ];
+    let (ready, not_ready) = ray::wait(&refs, 2, None).await;
+    let ids = |v: &[ObjectRef<i64>]| v.iter().map(|r| r.id()).collect::<Vec<_>>();
+    assert_eq!(ids(&ready), vec![refs[1].id(), refs[3].id()]);
+    assert_eq!(ids(&not_ready), vec![refs[0].id(), refs[2].id()]);
+
+    let (ready, not_ready) = ray::wait(&refs, 4, Some(Duration::from_millis(10))).await;
+    assert_eq!(ready.len(), 2, "timeout returns what is ready");
+    assert_eq!(not_ready.len(), 2);
+
+    // num_returns smaller than the number ready: the first ones in input order.
+    let (ready, _) = ray::wait(&refs, 4, None).await;
+    assert_eq!(ids(&ready), ids(&refs));
+    let (ready, not_ready) = ray::wait(&refs, 1, None).await;
+    assert_eq!(ids(&ready), vec![refs[0].id()]);
+    assert_eq!(not_ready.len(), 3);
+}
+
+#[tokio::test]
+#[should_panic(expected = "cannot be greater than the number of refs")]
+async fn wait_for_more_than_given_panics_with_a_clear_message() {
+    let refs = vec![ray::put(1)];
+    let _ = ray::wait(&refs, 2, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_freed_when_the_last_ref_drops() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let live = Arc::new(AtomicI64::new(0));
+    let a = Adder::remote().unwrap();
+    let mut refs = Vec::new();
+    for _ in 0..10_000 {
+        refs.push(a.echo(Tracked::new(&live)));
+    }
+    for r in &refs[..10] {
+        r.get().await.unwrap();
+    }
+    refs.last().unwrap().get().await.unwrap();
+    assert!(live.load(Ordering::SeqCst) >= 10_000);
+    drop(refs);
+    assert_eq!(live.load(Ordering::SeqCst), 0, "every result was freed with its refs");
+
+    // A ref passed as an argument is kept alive by the pending call only.
+    let arg = ray::put(Tracked::new(&live));
+    let out = a.echo(&arg);
+    drop(arg);
+    out.get().await.unwrap();
+    drop(out);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
