@@ -1,0 +1,205 @@
+//! The runtime: init inside and outside tokio, several runtimes at once,
+//! shutdown, actor lifetime, kill.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ray::prelude::*;
+
+#[ray::actor]
+pub struct Cell {
+    value: u64,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Drop for Cell {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[ray::actor]
+impl Cell {
+    pub fn new(drops: Arc<AtomicUsize>) -> Self {
+        Cell { value: 0, drops }
+    }
+
+    pub fn set(&mut self, v: u64) -> u64 {
+        std::mem::replace(&mut self.value, v)
+    }
+
+    pub async fn set_slowly(&mut self, v: u64, ms: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        std::mem::replace(&mut self.value, v)
+    }
+
+    pub fn get(&self) -> u64 {
+        self.value
+    }
+
+    /// Creates another actor from inside a method: the runtime follows the call.
+    pub fn spawn_child(&self) -> Result<u64, ray::Error> {
+        let child = Cell::remote(self.drops.clone())?;
+        child.set(41);
+        Ok(child.set(42).get_blocking_in_place())
+    }
+}
+
+trait BlockingInPlace<T> {
+    fn get_blocking_in_place(self) -> T;
+}
+
+impl<T: Clone + Send + 'static> BlockingInPlace<T> for ObjectRef<T> {
+    fn get_blocking_in_place(self) -> T {
+        tokio::task::block_in_place(|| self.get_blocking().unwrap())
+    }
+}
+
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !f() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_actor_stops_after_its_last_handle_drops_and_queued_calls_finish() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let c = Cell::remote(drops.clone()).unwrap();
+    let fork = c.clone();
+    let r = c.set_slowly(5, 30);
+    drop(c);
+    // A fork keeps the actor alive (Ray killed it with the original handle).
+    assert_eq!(fork.get().await.unwrap(), 5);
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    let queued = fork.set_slowly(6, 30);
+    drop(fork);
+    // The queued call still runs, then the actor stops and drops its state.
+    assert_eq!(queued.await.unwrap(), 5);
+    assert_eq!(r.await.unwrap(), 0);
+    eventually("the state is dropped", || drops.load(Ordering::SeqCst) == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_stops_the_actor_and_queued_calls_fail_with_the_reason() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let c = Cell::remote(drops.clone()).unwrap();
+    let running = c.set_slowly(1, 100);
+    let queued: Vec<_> = (0..10).map(|i| c.set(i)).collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    ray::kill(&c, true);
+    // The call in progress finishes; the queued ones fail.
+    assert_eq!(running.await.unwrap(), 0);
+    for q in queued {
+        match q.await.unwrap_err() {
+            Error::ActorDied { cause, actor_id, .. } => {
+                assert!(cause.contains("ray::kill"), "{cause}");
+                assert_eq!(actor_id, c.actor_id());
+            }
+            other => panic!("expected ActorDied, got {other:?}"),
+        }
+    }
+    assert!(matches!(c.get().await, Err(Error::ActorDied { .. })));
+    eventually("the killed actor's state is dropped", || drops.load(Ordering::SeqCst) == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_every_actor_and_runs_their_drop() {
+    let ray = ray::init(Config::default()).unwrap();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let cells: Vec<_> = (0..5).map(|_| Cell::remote(drops.clone()).unwrap()).collect();
+    for c in &cells {
+        c.set(1).await.unwrap();
+    }
+    ray.shutdown().await;
+    assert_eq!(drops.load(Ordering::SeqCst), 5);
+    // Handles outlive the runtime: their calls fail, never hang.
+    for c in &cells {
+        let e = tokio::time::timeout(Duration::from_secs(5), c.get())
+            .await
+            .expect("a call after shutdown does not hang")
+            .unwrap_err();
+        assert!(matches!(e, Error::ActorDied { .. }), "{e:?}");
+    }
+    assert_eq!(
+        Cell::remote(drops.clone()).unwrap_err(),
+        Error::NotInitialized
+    );
+}
+
+#[test]
+fn runtimes_in_parallel_threads_do_not_see_each_other() {
+    let threads: Vec<_> = (0..4u64)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let ray = ray::init(Config::default()).unwrap();
+                    let drops = Arc::new(AtomicUsize::new(0));
+                    let c = Cell::remote(drops.clone()).unwrap();
+                    for v in 0..100 {
+                        c.set(v * 10 + i);
+                    }
+                    assert_eq!(c.get().await.unwrap(), 990 + i);
+                    // Spawned tasks of this tokio runtime see this ray runtime.
+                    let d = drops.clone();
+                    let other = tokio::spawn(async move { Cell::remote(d).map(|c| c.actor_id()) })
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    assert_ne!(other, c.actor_id());
+                    ray.shutdown().await;
+                    assert_eq!(drops.load(Ordering::SeqCst), 2);
+                });
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn init_outside_tokio_starts_its_own_runtime() {
+    std::thread::spawn(|| {
+        let ray = ray::init(Config::default().worker_threads(2)).unwrap();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let c = Cell::remote(drops.clone()).unwrap();
+        c.set(3);
+        assert_eq!(c.get().get_blocking().unwrap(), 3);
+        // Methods that create actors see the runtime too.
+        assert_eq!(c.spawn_child().get_blocking().unwrap(), 41);
+        // Another thread makes it current with enter().
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(matches!(Cell::remote(drops.clone()), Err(Error::NotInitialized)));
+                let _g = ray.enter();
+                let c2 = Cell::remote(drops.clone()).unwrap();
+                assert_eq!(c2.set(9).get_blocking().unwrap(), 0);
+            });
+        });
+        drop(c);
+        drop(ray);
+    })
+    .join()
+    .unwrap();
+}
+
+#[tokio::test]
+async fn handles_display_class_and_actor_id() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let c = Cell::remote(Arc::new(AtomicUsize::new(0))).unwrap();
+    let shown = c.to_string();
+    assert_eq!(shown, format!("Actor(Cell, {})", c.actor_id().hex()));
+    assert_eq!(format!("{c:?}"), shown);
+    assert_eq!(c.actor_id().hex().len(), 40);
+}
