@@ -80,7 +80,10 @@ async fn main() -> ray::Result<()> {
     println!("fork {} has handle id {}", fork, fork.handle_id());
     println!("fork.incr(1) = {}", fork.incr(1).await?);
 
-    println!("methods: {:?}", Counter::METHODS.iter().map(|m| m.name).collect::<Vec<_>>());
+    println!(
+        "methods: {:?}",
+        Counter::METHODS.iter().map(|m| m.name).collect::<Vec<_>>()
+    );
     ray.shutdown().await;
     println!("shut down cleanly");
     Ok(())

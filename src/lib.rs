@@ -3,17 +3,17 @@
 
 pub use ray_core::{
     actor, call, checkpoint, config, error, error_info, executor, get, ids, init, is_initialized,
-    kill, object, put, runtime, wait, ActorClass, ActorHandle, ActorHandleId, ActorId, ActorOptions,
-    Arg, BoxError, Checkpoint, CheckpointContext, CheckpointId, Checkpointable, Config, EnterGuard,
-    Error, ErrorInfo, ErrorKind, IntoArg, MethodDescriptor, ObjectId, ObjectRef, Ray, Receiver,
-    Result, TaskId, INFINITE_RECONSTRUCTION, MAX_NUM_RETURNS,
+    kill, object, put, runtime, wait, ActorClass, ActorHandle, ActorHandleId, ActorId,
+    ActorOptions, Arg, BoxError, Checkpoint, CheckpointContext, CheckpointId, Checkpointable,
+    Config, EnterGuard, Error, ErrorInfo, ErrorKind, IntoArg, MethodDescriptor, ObjectId,
+    ObjectRef, Ray, Receiver, Result, TaskId, INFINITE_RECONSTRUCTION, MAX_NUM_RETURNS,
 };
 pub use ray_macros::{actor, method};
 
 /// Everything most programs need: `use ray::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        actor, method, ActorHandle, ActorId, CheckpointContext, CheckpointId, Checkpoint,
+        actor, method, ActorHandle, ActorId, Checkpoint, CheckpointContext, CheckpointId,
         Checkpointable, Config, Error, ObjectRef, Result,
     };
 }

@@ -125,7 +125,10 @@ async fn a_panic_in_an_async_method_is_caught_too() {
     let _ray = ray::init(Config::default()).unwrap();
     let w = Worker::remote(None, None).unwrap();
     let e = w.explode_later().await.unwrap_err();
-    assert!(matches!(&e, Error::Task { message, .. } if message.contains("async boom")), "{e:?}");
+    assert!(
+        matches!(&e, Error::Task { message, .. } if message.contains("async boom")),
+        "{e:?}"
+    );
     assert!(matches!(w.work().await, Err(Error::ActorDied { .. })));
 }
 
@@ -170,7 +173,11 @@ async fn fire_and_forget_failures_reach_the_error_stream() {
         .find(|e| e.kind == ErrorKind::TaskFailed)
         .expect("the failed fire-and-forget call is reported");
     assert_eq!(e.actor_id, Some(w.actor_id()));
-    assert!(e.message.contains("fire-and-forget failed"), "{}", e.message);
+    assert!(
+        e.message.contains("fire-and-forget failed"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -191,12 +198,27 @@ async fn out_of_range_options_are_invalid_arguments() {
         .max_reconstructions(INFINITE_RECONSTRUCTION + 1)
         .remote(None, None)
         .unwrap_err();
-    assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("0..=1073741824")), "{e}");
-    let e = Worker::options().num_cpus(-1).remote(None, None).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("0..=1073741824")),
+        "{e}"
+    );
+    let e = Worker::options()
+        .num_cpus(-1)
+        .remote(None, None)
+        .unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)));
-    let e = Worker::options().num_gpus(1.5).remote(None, None).unwrap_err();
-    assert!(matches!(&e, Error::InvalidArgument(m) if m.contains("whole")), "{e}");
-    let e = Worker::options().resource("GPU", 1).remote(None, None).unwrap_err();
+    let e = Worker::options()
+        .num_gpus(1.5)
+        .remote(None, None)
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("whole")),
+        "{e}"
+    );
+    let e = Worker::options()
+        .resource("GPU", 1)
+        .remote(None, None)
+        .unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)));
     assert!(Worker::options()
         .max_reconstructions(INFINITE_RECONSTRUCTION)

@@ -88,5 +88,8 @@ fn local_mode_runs_each_call_at_submission() {
     assert_eq!(r.try_get(), Some(Ok(3)));
     a.fail();
     let failed = ray::error_info();
-    assert!(failed.is_empty(), "a failed call with a ref is not reported: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "a failed call with a ref is not reported: {failed:?}"
+    );
 }

@@ -110,7 +110,9 @@ async fn a_failed_dependency_fails_the_call_without_running_it() {
     let bad = a.fail();
     let r = a.add(&bad);
     match r.await.unwrap_err() {
-        Error::Task { method, message, .. } => {
+        Error::Task {
+            method, message, ..
+        } => {
             assert_eq!(method, "fail", "the dependency's error is passed on");
             assert_eq!(message, "upstream failed");
         }
@@ -168,7 +170,11 @@ async fn objects_are_freed_when_the_last_ref_drops() {
     refs.last().unwrap().get().await.unwrap();
     assert!(live.load(Ordering::SeqCst) >= 10_000);
     drop(refs);
-    assert_eq!(live.load(Ordering::SeqCst), 0, "every result was freed with its refs");
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "every result was freed with its refs"
+    );
 
     // A ref passed as an argument is kept alive by the pending call only.
     let arg = ray::put(Tracked::new(&live));

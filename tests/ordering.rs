@@ -128,7 +128,12 @@ async fn nested_forks() {
     let f1 = log.clone();
     let f2 = f1.clone();
     let f3 = f2.clone();
-    let ids = [log.handle_id(), f1.handle_id(), f2.handle_id(), f3.handle_id()];
+    let ids = [
+        log.handle_id(),
+        f1.handle_id(),
+        f2.handle_id(),
+        f3.handle_id(),
+    ];
     for i in 0..ids.len() {
         for j in i + 1..ids.len() {
             assert_ne!(ids[i], ids[j]);
@@ -148,6 +153,10 @@ async fn nested_forks() {
     }
     let entries = handles[3].entries().await.unwrap();
     for (key, seqs) in per_key(&entries) {
-        assert_eq!(seqs, (0..50).collect::<Vec<_>>(), "handle {key} out of order");
+        assert_eq!(
+            seqs,
+            (0..50).collect::<Vec<_>>(),
+            "handle {key} out of order"
+        );
     }
 }

@@ -98,7 +98,9 @@ async fn kill_stops_the_actor_and_queued_calls_fail_with_the_reason() {
     assert_eq!(running.await.unwrap(), 0);
     for q in queued {
         match q.await.unwrap_err() {
-            Error::ActorDied { cause, actor_id, .. } => {
+            Error::ActorDied {
+                cause, actor_id, ..
+            } => {
                 assert!(cause.contains("ray::kill"), "{cause}");
                 assert_eq!(actor_id, c.actor_id());
             }
@@ -106,14 +108,19 @@ async fn kill_stops_the_actor_and_queued_calls_fail_with_the_reason() {
         }
     }
     assert!(matches!(c.get().await, Err(Error::ActorDied { .. })));
-    eventually("the killed actor's state is dropped", || drops.load(Ordering::SeqCst) == 1).await;
+    eventually("the killed actor's state is dropped", || {
+        drops.load(Ordering::SeqCst) == 1
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_every_actor_and_runs_their_drop() {
     let ray = ray::init(Config::default()).unwrap();
     let drops = Arc::new(AtomicUsize::new(0));
-    let cells: Vec<_> = (0..5).map(|_| Cell::remote(drops.clone()).unwrap()).collect();
+    let cells: Vec<_> = (0..5)
+        .map(|_| Cell::remote(drops.clone()).unwrap())
+        .collect();
     for c in &cells {
         c.set(1).await.unwrap();
     }
@@ -181,7 +188,10 @@ fn init_outside_tokio_starts_its_own_runtime() {
         // Another thread makes it current with enter().
         std::thread::scope(|s| {
             s.spawn(|| {
-                assert!(matches!(Cell::remote(drops.clone()), Err(Error::NotInitialized)));
+                assert!(matches!(
+                    Cell::remote(drops.clone()),
+                    Err(Error::NotInitialized)
+                ));
                 let _g = ray.enter();
                 let c2 = Cell::remote(drops.clone()).unwrap();
                 assert_eq!(c2.set(9).get_blocking().unwrap(), 0);

@@ -49,7 +49,10 @@ async fn api_example() -> ray::Result<()> {
     assert_eq!(x.await?, 7);
     assert_eq!(c.slow_incr().await?, 8);
     let e = c.fail().await.unwrap_err();
-    assert!(matches!(e, Error::Task { ref message, .. } if message == "nope"), "{e}");
+    assert!(
+        matches!(e, Error::Task { ref message, .. } if message == "nope"),
+        "{e}"
+    );
     assert_eq!(c.get().await?, 8);
     assert_eq!(Counter::METHODS.len(), 6);
     assert_eq!(Counter::METHODS[3].name, "reset");

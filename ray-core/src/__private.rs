@@ -1,7 +1,9 @@
 //! What generated code needs. Not public API: names here change without notice.
 
 pub use crate::actor::{create_actor, ActorClass, ActorHandle, ActorOptions, Invoke, RawHandle};
-pub use crate::call::{Arg, ArgTuple, BoxFuture, IntoArg, Many, MethodDescriptor, One, Receiver, Returns, Zero};
+pub use crate::call::{
+    Arg, ArgTuple, BoxFuture, IntoArg, Many, MethodDescriptor, One, Receiver, Returns, Zero,
+};
 pub use crate::checkpoint::Checkpointable;
 pub use crate::error::{Error, Result};
 pub use crate::object::ObjectRef;

@@ -301,7 +301,10 @@ impl<A> Envelope<A> {
             if let Some(unseen) = body.fail(err) {
                 info.report(
                     ErrorKind::TaskFailed,
-                    format!("{}.{} was not run: {unseen}", self.desc.class_name, self.desc.name),
+                    format!(
+                        "{}.{} was not run: {unseen}",
+                        self.desc.class_name, self.desc.name
+                    ),
                 );
             }
         }
@@ -331,7 +334,10 @@ impl<A: Send + 'static, Args: ArgTuple> CtorBody<A> for CtorCall<A, Args> {
     }
 
     fn construct(self: Box<Self>) -> std::result::Result<A, String> {
-        let values = self.args.take().map_err(|e| format!("a constructor argument failed: {e}"))?;
+        let values = self
+            .args
+            .take()
+            .map_err(|e| format!("a constructor argument failed: {e}"))?;
         let ctor = self.ctor;
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctor(values))) {
             Ok(r) => r,
@@ -489,7 +495,10 @@ fn report_outcome(info: &ActorInfo, desc: &MethodDescriptor, outcome: &Outcome) 
     if let Some(e) = &outcome.unseen {
         info.report(
             ErrorKind::TaskFailed,
-            format!("fire-and-forget call {}.{} failed: {e}", desc.class_name, desc.name),
+            format!(
+                "fire-and-forget call {}.{} failed: {e}",
+                desc.class_name, desc.name
+            ),
         );
     }
 }

@@ -35,7 +35,11 @@ pub trait Checkpointable {
     /// Called after every completed call: should a checkpoint be taken now?
     fn should_checkpoint(&mut self, ctx: &CheckpointContext) -> bool;
     /// Saves the actor's state under `checkpoint_id`.
-    fn save_checkpoint(&mut self, actor_id: ActorId, checkpoint_id: CheckpointId) -> Result<(), BoxError>;
+    fn save_checkpoint(
+        &mut self,
+        actor_id: ActorId,
+        checkpoint_id: CheckpointId,
+    ) -> Result<(), BoxError>;
     /// Restores from one of `available` (newest first); `None` starts fresh.
     fn load_checkpoint(
         &mut self,
@@ -43,5 +47,9 @@ pub trait Checkpointable {
         available: &[Checkpoint],
     ) -> Result<Option<CheckpointId>, BoxError>;
     /// A checkpoint was removed; drop its saved state.
-    fn checkpoint_expired(&mut self, actor_id: ActorId, checkpoint_id: CheckpointId) -> Result<(), BoxError>;
+    fn checkpoint_expired(
+        &mut self,
+        actor_id: ActorId,
+        checkpoint_id: CheckpointId,
+    ) -> Result<(), BoxError>;
 }

@@ -119,7 +119,9 @@ pub(crate) fn check_resource_name(name: &str) -> crate::Result<()> {
         )));
     }
     if name.is_empty() {
-        return Err(crate::Error::invalid("custom resource names cannot be empty"));
+        return Err(crate::Error::invalid(
+            "custom resource names cannot be empty",
+        ));
     }
     Ok(())
 }

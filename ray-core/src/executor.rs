@@ -179,8 +179,14 @@ mod tests {
         let mut f = Frontier::new();
         f.advance_to(ActorHandleId::NIL, 0);
         assert_eq!(f.next_expected(&ActorHandleId::NIL), 1);
-        assert!(matches!(f.offer(ActorHandleId::NIL, 0, ()), Offer::Duplicate(())));
-        assert!(matches!(f.offer(ActorHandleId::NIL, 1, ()), Offer::Ready(())));
+        assert!(matches!(
+            f.offer(ActorHandleId::NIL, 0, ()),
+            Offer::Duplicate(())
+        ));
+        assert!(matches!(
+            f.offer(ActorHandleId::NIL, 1, ()),
+            Offer::Ready(())
+        ));
     }
 
     fn schedule() -> impl Strategy<Value = (Vec<u64>, Vec<(u8, u64)>)> {

@@ -185,7 +185,10 @@ impl<'de> serde::de::Visitor<'de> for IdVisitor {
             .map_err(|_| E::invalid_length(v.len(), &"20 bytes"))
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Self::Value, A::Error> {
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
         let mut out = [0u8; ID_LEN];
         for (i, b) in out.iter_mut().enumerate() {
             *b = seq

@@ -111,13 +111,19 @@ impl<'a> ActorImpl<'a> {
         let path = match &*item.self_ty {
             Type::Path(tp) if tp.qself.is_none() && !tp.path.segments.is_empty() => tp.path.clone(),
             other => {
-                cx.error_spanned_by(other, "`#[ray::actor]` impl blocks must be for a named struct, e.g. `impl Counter`");
+                cx.error_spanned_by(
+                    other,
+                    "`#[ray::actor]` impl blocks must be for a named struct, e.g. `impl Counter`",
+                );
                 return None;
             }
         };
         let last = path.segments.last().expect("non-empty path");
         if !matches!(last.arguments, syn::PathArguments::None) {
-            cx.error_spanned_by(&last.arguments, "generic actors are not supported: remote methods need one concrete actor type");
+            cx.error_spanned_by(
+                &last.arguments,
+                "generic actors are not supported: remote methods need one concrete actor type",
+            );
         }
         let class = last.ident.clone();
         let mut methods = Vec::new();
@@ -134,7 +140,10 @@ impl<'a> ActorImpl<'a> {
                 continue;
             }
             if name.starts_with("__ray") {
-                cx.error_spanned_by(&func.sig.ident, "names starting with `__ray` are reserved for generated code");
+                cx.error_spanned_by(
+                    &func.sig.ident,
+                    "names starting with `__ray` are reserved for generated code",
+                );
                 continue;
             }
             if func.sig.receiver().is_some() {
@@ -177,7 +186,10 @@ fn pick_ctor<'a>(cx: &Ctxt, mut ctors: Vec<(Ctor<'a>, Option<Span>)>) -> Option<
         (_, 0) => None,
         (0, 1) => ctors.pop().map(|(c, _)| c),
         (0, _) => {
-            let names: Vec<String> = ctors.iter().map(|(c, _)| format!("`{}`", c.func.sig.ident)).collect();
+            let names: Vec<String> = ctors
+                .iter()
+                .map(|(c, _)| format!("`{}`", c.func.sig.ident))
+                .collect();
             for (c, _) in &ctors {
                 cx.error_spanned_by(
                     &c.func.sig.ident,
@@ -192,7 +204,10 @@ fn pick_ctor<'a>(cx: &Ctxt, mut ctors: Vec<(Ctor<'a>, Option<Span>)>) -> Option<
         (1, _) => Some(ctors.swap_remove(marked[0]).0),
         _ => {
             for &i in &marked[1..] {
-                cx.error_at(ctors[i].1.expect("marked"), "only one function can be `#[method(constructor)]`");
+                cx.error_at(
+                    ctors[i].1.expect("marked"),
+                    "only one function can be `#[method(constructor)]`",
+                );
             }
             None
         }
@@ -201,11 +216,15 @@ fn pick_ctor<'a>(cx: &Ctxt, mut ctors: Vec<(Ctor<'a>, Option<Span>)>) -> Option<
 
 /// `Some(fallible)` when the return type is `Self`/the class, or a `Result` of it.
 fn ctor_shape(ret: &ReturnType, class: &Ident) -> Option<bool> {
-    let ReturnType::Type(_, ty) = ret else { return None };
+    let ReturnType::Type(_, ty) = ret else {
+        return None;
+    };
     if is_self_type(ty, class) {
         return Some(false);
     }
-    result_ok_type(ty).filter(|ok| is_self_type(ok, class)).map(|_| true)
+    result_ok_type(ty)
+        .filter(|ok| is_self_type(ok, class))
+        .map(|_| true)
 }
 
 fn check_fn_header(cx: &Ctxt, func: &ImplItemFn, what: &str) {
@@ -245,7 +264,12 @@ fn params(cx: &Ctxt, func: &ImplItemFn, self_ty: &Type) -> Vec<Param> {
 }
 
 impl<'a> Method<'a> {
-    fn from_ast(cx: &Ctxt, func: &'a ImplItemFn, attr: &MethodAttr, self_ty: &Type) -> Option<Self> {
+    fn from_ast(
+        cx: &Ctxt,
+        func: &'a ImplItemFn,
+        attr: &MethodAttr,
+        self_ty: &Type,
+    ) -> Option<Self> {
         let errors_before = cx.count();
         check_fn_header(cx, func, "remote methods");
         let recv = func.sig.receiver().expect("checked by caller");
@@ -253,7 +277,10 @@ impl<'a> Method<'a> {
             (Some((_, None)), None, None) => ReceiverKind::Ref,
             (Some((_, None)), Some(_), None) => ReceiverKind::Mut,
             (Some((_, Some(lt))), _, None) => {
-                cx.error_spanned_by(lt, "remote methods take `&self` or `&mut self` without a named lifetime");
+                cx.error_spanned_by(
+                    lt,
+                    "remote methods take `&self` or `&mut self` without a named lifetime",
+                );
                 ReceiverKind::Ref
             }
             _ => {

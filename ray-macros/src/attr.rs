@@ -113,7 +113,10 @@ fn crate_path(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<syn::Path
     match lit.parse::<syn::Path>() {
         Ok(p) => Ok(Some(p)),
         Err(_) => {
-            cx.error_spanned_by(&lit, "`crate` takes a path in a string, e.g. `crate = \"my_ray\"`");
+            cx.error_spanned_by(
+                &lit,
+                "`crate` takes a path in a string, e.g. `crate = \"my_ray\"`",
+            );
             Ok(None)
         }
     }
@@ -128,10 +131,17 @@ pub(crate) fn parse_struct_attr(cx: &Ctxt, args: TokenStream) -> StructAttr {
             "crate" => out.krate = crate_path(cx, &meta)?,
             "checkpointable" => {
                 if meta.input.peek(syn::Token![=]) || meta.input.peek(syn::token::Paren) {
-                    cx.error_spanned_by(&meta.path, "`checkpointable` is a flag: write `#[ray::actor(checkpointable)]`");
+                    cx.error_spanned_by(
+                        &meta.path,
+                        "`checkpointable` is a flag: write `#[ray::actor(checkpointable)]`",
+                    );
                     skip_value(&meta)?;
                 } else {
-                    out.checkpointable = Some(meta.path.get_ident().map_or_else(Span::call_site, |i| i.span()));
+                    out.checkpointable = Some(
+                        meta.path
+                            .get_ident()
+                            .map_or_else(Span::call_site, |i| i.span()),
+                    );
                 }
             }
             "max_reconstructions" => {
@@ -165,7 +175,10 @@ pub(crate) fn parse_struct_attr(cx: &Ctxt, args: TokenStream) -> StructAttr {
             }
             "resources" => {
                 if !meta.input.peek(syn::token::Paren) {
-                    cx.error_spanned_by(&meta.path, "`resources` takes a list: `resources(name = quantity, ..)`");
+                    cx.error_spanned_by(
+                        &meta.path,
+                        "`resources` takes a list: `resources(name = quantity, ..)`",
+                    );
                     return skip_value(&meta);
                 }
                 meta.parse_nested_meta(|inner| {
@@ -174,7 +187,10 @@ pub(crate) fn parse_struct_attr(cx: &Ctxt, args: TokenStream) -> StructAttr {
                     if name == "CPU" || name == "GPU" {
                         cx.error_spanned_by(
                             &inner.path,
-                            format!("`{name}` cannot be a custom resource: use `num_{}` instead", name.to_lowercase()),
+                            format!(
+                                "`{name}` cannot be a custom resource: use `num_{}` instead",
+                                name.to_lowercase()
+                            ),
                         );
                     } else if let Some(q) = quantity(cx, &name, &expr) {
                         out.resources.push((name, q));
@@ -245,7 +261,10 @@ pub(crate) fn parse_method_attrs(cx: &Ctxt, attrs: &[syn::Attribute]) -> MethodA
         let list = match &attr.meta {
             syn::Meta::List(l) => l,
             _ => {
-                cx.error_spanned_by(attr, "write `#[method(num_returns = N)]` or `#[method(constructor)]`");
+                cx.error_spanned_by(
+                    attr,
+                    "write `#[method(num_returns = N)]` or `#[method(constructor)]`",
+                );
                 continue;
             }
         };

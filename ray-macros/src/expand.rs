@@ -259,11 +259,11 @@ impl ImplGen<'_> {
         }
     }
 
-    fn cfg_attrs<'b>(attrs: &'b [syn::Attribute]) -> impl Iterator<Item = &'b syn::Attribute> {
+    fn cfg_attrs(attrs: &[syn::Attribute]) -> impl Iterator<Item = &syn::Attribute> {
         attrs.iter().filter(|a| a.path().is_ident("cfg"))
     }
 
-    fn doc_attrs<'b>(attrs: &'b [syn::Attribute]) -> impl Iterator<Item = &'b syn::Attribute> {
+    fn doc_attrs(attrs: &[syn::Attribute]) -> impl Iterator<Item = &syn::Attribute> {
         attrs.iter().filter(|a| a.path().is_ident("doc"))
     }
 
@@ -287,7 +287,11 @@ impl ImplGen<'_> {
         let ident = m.ident();
         let args = m.params.iter().map(|p| &p.name);
         let call = quote!(#class::#ident(#this, #(#args),*));
-        let call = if m.is_async() { quote!(#call.await) } else { call };
+        let call = if m.is_async() {
+            quote!(#call.await)
+        } else {
+            call
+        };
         let ok = quote!(#krate::__private::core::result::Result::Ok);
         let err = quote!(#krate::__private::core::result::Result::Err);
         match &m.output {
@@ -351,7 +355,11 @@ impl ImplGen<'_> {
                 }
             }
         };
-        let variant = if m.is_async() { quote!(Async) } else { quote!(Sync) };
+        let variant = if m.is_async() {
+            quote!(Async)
+        } else {
+            quote!(Sync)
+        };
         let n = m.num_returns;
         let ret_doc = match n {
             0 => "Remote call, fire and forget (`num_returns = 0`): ordered after this handle's earlier calls; a failure goes to `ray::error_info()`.".to_owned(),
@@ -385,52 +393,58 @@ impl ImplGen<'_> {
         let ok = quote!(#krate::__private::core::result::Result::Ok);
         let err = quote!(#krate::__private::core::result::Result::Err);
         let string = quote!(#krate::__private::String);
-        let (vis, names, tys, call, doc): (TokenStream, Vec<Ident>, Vec<syn::Type>, TokenStream, String) =
-            match &self.actor.ctor {
-                Some(Ctor {
-                    func,
-                    params,
-                    fallible,
-                }) => {
-                    let ident = &func.sig.ident;
-                    let names: Vec<Ident> = params.iter().map(|p| p.name.clone()).collect();
-                    let tys: Vec<syn::Type> = params.iter().map(|p| p.ty.clone()).collect();
-                    let call = quote!(#class::#ident(#(#names),*));
-                    let call = if *fallible {
-                        let v = mixed("__ray_value");
-                        let e = mixed("__ray_error");
-                        quote! {
-                            match #call {
-                                #ok(#v) => #ok(#v),
-                                #err(#e) => #err(#krate::__private::error_message(&#e)),
-                            }
+        let (vis, names, tys, call, doc): (
+            TokenStream,
+            Vec<Ident>,
+            Vec<syn::Type>,
+            TokenStream,
+            String,
+        ) = match &self.actor.ctor {
+            Some(Ctor {
+                func,
+                params,
+                fallible,
+            }) => {
+                let ident = &func.sig.ident;
+                let names: Vec<Ident> = params.iter().map(|p| p.name.clone()).collect();
+                let tys: Vec<syn::Type> = params.iter().map(|p| p.ty.clone()).collect();
+                let call = quote!(#class::#ident(#(#names),*));
+                let call = if *fallible {
+                    let v = mixed("__ray_value");
+                    let e = mixed("__ray_error");
+                    quote! {
+                        match #call {
+                            #ok(#v) => #ok(#v),
+                            #err(#e) => #err(#krate::__private::error_message(&#e)),
                         }
-                    } else {
-                        quote!(#ok(#call))
-                    };
-                    let vis = &func.vis;
-                    (
+                    }
+                } else {
+                    quote!(#ok(#call))
+                };
+                let vis = &func.vis;
+                (
                         quote!(#vis),
                         names,
                         tys,
                         call,
                         format!("Creates the actor with `{}::{}`'s arguments (values or refs) and returns its handle.", unraw(&self.actor.class), unraw(ident)),
                     )
-                }
-                None => {
-                    let span = syn::spanned::Spanned::span(class);
-                    let call = quote_spanned! {span=>
-                        #ok(<#class as #krate::__private::DefaultConstructor>::construct())
-                    };
-                    (
-                        quote!(pub),
-                        Vec::new(),
-                        Vec::new(),
-                        call,
-                        "Creates the actor from `Default::default()` and returns its handle.".to_owned(),
-                    )
-                }
-            };
+            }
+            None => {
+                let span = syn::spanned::Spanned::span(class);
+                let call = quote_spanned! {span=>
+                    #ok(<#class as #krate::__private::DefaultConstructor>::construct())
+                };
+                (
+                    quote!(pub),
+                    Vec::new(),
+                    Vec::new(),
+                    call,
+                    "Creates the actor from `Default::default()` and returns its handle."
+                        .to_owned(),
+                )
+            }
+        };
         let errors = "# Errors\n\n`Error::NotInitialized` without a current runtime, `Error::InvalidArgument` for options out of range.";
         quote! {
             impl #class {

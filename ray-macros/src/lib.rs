@@ -66,7 +66,11 @@ fn actor_impl(args: TokenStream2, input: TokenStream2) -> TokenStream2 {
                     "generic actors are not supported: remote methods need one concrete actor type",
                 );
             }
-            expand::StructGen { item: s, attr: &attr }.generate()
+            expand::StructGen {
+                item: s,
+                attr: &attr,
+            }
+            .generate()
         }
         syn::Item::Impl(i) => {
             let attr = attr::parse_impl_attr(&cx, args);

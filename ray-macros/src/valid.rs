@@ -10,9 +10,18 @@ use crate::ctxt::Ctxt;
 /// generated handle or class already uses them.
 pub(crate) const RESERVED: &[(&str, &str)] = &[
     ("remote", "`Counter::remote(..)` creates the actor"),
-    ("options", "`Counter::options()` starts a creation with options"),
-    ("actor_id", "the handle's `actor_id()` returns the actor's ID"),
-    ("handle_id", "the handle's `handle_id()` returns the handle's ID"),
+    (
+        "options",
+        "`Counter::options()` starts a creation with options",
+    ),
+    (
+        "actor_id",
+        "the handle's `actor_id()` returns the actor's ID",
+    ),
+    (
+        "handle_id",
+        "the handle's `handle_id()` returns the handle's ID",
+    ),
     ("clone", "cloning a handle forks it"),
     ("fmt", "handles implement `Display` and `Debug`"),
 ];
@@ -37,18 +46,29 @@ pub(crate) fn check_owned_type(cx: &Ctxt, ty: &Type, what: &str) {
         fn visit_type_impl_trait(&mut self, t: &'ast syn::TypeImplTrait) {
             self.cx.error_spanned_by(
                 t,
-                format!("`impl Trait` cannot be used in {} of remote methods: name a concrete type", self.what),
+                format!(
+                    "`impl Trait` cannot be used in {} of remote methods: name a concrete type",
+                    self.what
+                ),
             );
         }
         fn visit_type_infer(&mut self, t: &'ast syn::TypeInfer) {
-            self.cx
-                .error_spanned_by(t, format!("{} of remote methods need a concrete type, not `_`", self.what));
+            self.cx.error_spanned_by(
+                t,
+                format!(
+                    "{} of remote methods need a concrete type, not `_`",
+                    self.what
+                ),
+            );
         }
         fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
             if l.ident != "static" {
                 self.cx.error_spanned_by(
                     l,
-                    format!("{} of remote methods must be `'static`: they cannot borrow", self.what),
+                    format!(
+                        "{} of remote methods must be `'static`: they cannot borrow",
+                        self.what
+                    ),
                 );
             }
         }
