@@ -8,6 +8,7 @@ pub use crate::checkpoint::Checkpointable;
 pub use crate::error::{Error, Result};
 pub use crate::object::ObjectRef;
 pub use ::core;
+pub use ::serde;
 pub use ::std::boxed::Box;
 pub use ::std::string::String;
 
@@ -34,4 +35,16 @@ impl<T: Default> DefaultConstructor for T {
     fn construct() -> Self {
         T::default()
     }
+}
+
+/// A handle to the same actor as `h` with handle ID `id`, made through the
+/// real handle code path (test hook for the handle ID vectors).
+pub fn handle_with_id<H: ActorHandle>(h: &H, id: crate::ActorHandleId) -> H {
+    H::__from_raw(h.__raw().with_handle_id(id))
+}
+
+/// Runs `f` as if inside task `task`: a handle deserialized in `f` derives its
+/// ID from `task` (test hook for the handle ID vectors).
+pub fn with_task_id<R>(task: crate::TaskId, f: impl FnOnce() -> R) -> R {
+    crate::runtime::with_task_id(task, f)
 }

@@ -7,7 +7,8 @@
 //! ready calls one at a time, and stops when the last handle is gone (after
 //! the calls already queued), when killed, or when its runtime shuts down.
 
-use std::collections::BTreeMap;
+use std::any::Any;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -20,7 +21,7 @@ use crate::config::{check_quantity, check_resource_name};
 use crate::error::{Error, Result};
 use crate::executor::{Frontier, Offer};
 use crate::ids::{ActorHandleId, ActorId};
-use crate::runtime::{self, ActorControl, ErrorKind, RuntimeInner};
+use crate::runtime::{self, ActorControl, CallInfo, ErrorKind, RuntimeInner};
 
 /// Largest `max_reconstructions` (Ray's `INFINITE_RECONSTRUCTION`, 2^30).
 pub const INFINITE_RECONSTRUCTION: u32 = 1 << 30;
@@ -143,9 +144,23 @@ pub(crate) struct ActorInfo {
     runtime: Weak<RuntimeInner>,
     stop_requested: AtomicBool,
     death: Mutex<Option<Error>>,
+    /// Handle IDs given out by deserialization, to refuse a second handle with
+    /// the same ID (its counters would collide with the first one's).
+    deserialized: Mutex<HashSet<ActorHandleId>>,
 }
 
 impl ActorInfo {
+    fn new(id: ActorId, class: &'static str, runtime: Weak<RuntimeInner>) -> Self {
+        ActorInfo {
+            id,
+            class,
+            runtime,
+            stop_requested: AtomicBool::new(false),
+            death: Mutex::new(None),
+            deserialized: Mutex::new(HashSet::new()),
+        }
+    }
+
     fn died(&self, cause: impl Into<String>) -> Error {
         Error::ActorDied {
             class: self.class.to_owned(),
@@ -349,6 +364,9 @@ impl<A: Send + 'static, Args: ArgTuple> CtorBody<A> for CtorCall<A, Args> {
 enum Mode<A: 'static> {
     Remote(mpsc::UnboundedSender<Msg<A>>),
     Local(Mutex<std::result::Result<A, Error>>),
+    /// A deserialized handle whose actor this runtime does not know: every
+    /// call fails at once with this error.
+    Detached(Error),
 }
 
 /// What the handles of one actor share. Dropping the last one closes the
@@ -408,8 +426,22 @@ impl<A: ActorClass> RawHandle<A> {
             }
             Mode::Local(state) => {
                 let mut state = lock(state);
-                lock(&self.seq).next_counter += 1;
-                run_local(&mut state, body, desc, &self.shared.info);
+                let counter = {
+                    let mut seq = lock(&self.seq);
+                    seq.next_counter += 1;
+                    seq.next_counter - 1
+                };
+                let call = CallInfo {
+                    actor: self.shared.info.id,
+                    handle: self.id,
+                    counter,
+                };
+                runtime::with_local_call(call, || {
+                    run_local(&mut state, body, desc, &self.shared.info)
+                });
+            }
+            Mode::Detached(err) => {
+                let _ = body.fail(err.clone());
             }
         }
         refs
@@ -441,6 +473,142 @@ impl<A: ActorClass> RawHandle<A> {
                 let err = self.shared.info.set_dead(self.shared.info.died(cause));
                 *lock(state) = Err(err);
             }
+            Mode::Detached(_) => {}
+        }
+    }
+
+    /// A new handle to the same actor with the given ID (test hook).
+    pub fn with_handle_id(&self, id: ActorHandleId) -> Self {
+        Self::with_id(self.shared.clone(), id)
+    }
+
+    fn with_id(shared: Arc<ActorShared<A>>, id: ActorHandleId) -> Self {
+        RawHandle {
+            shared,
+            id,
+            seq: Mutex::new(Seq {
+                next_counter: 0,
+                num_forks: 0,
+            }),
+        }
+    }
+
+    fn detached(actor_id: ActorId, id: ActorHandleId, err: Error) -> Self {
+        let info = Arc::new(ActorInfo::new(actor_id, A::NAME, Weak::new()));
+        Self::with_id(
+            Arc::new(ActorShared {
+                info,
+                mode: Mode::Detached(err),
+            }),
+            id,
+        )
+    }
+}
+
+/// A live actor of class `A` in `rt`, or why not.
+fn find_actor<A: ActorClass>(
+    rt: &RuntimeInner,
+    control: Option<Arc<dyn ActorControl>>,
+    what: &str,
+) -> Result<Arc<ActorShared<A>>> {
+    let control = control
+        .ok_or_else(|| Error::ActorNotFound(format!("{what}: no such actor in this runtime")))?;
+    let reg = control
+        .as_any()
+        .downcast_ref::<Registered<A>>()
+        .ok_or_else(|| {
+            Error::ActorNotFound(format!(
+                "{what} is an actor of class {}, not {}",
+                control.class_name(),
+                A::NAME
+            ))
+        })?;
+    let _ = rt;
+    reg.shared
+        .upgrade()
+        .ok_or_else(|| Error::ActorNotFound(format!("{what} has stopped")))
+}
+
+/// The typed handle of the actor registered under `name` in the current
+/// runtime. The new handle has a fresh random handle ID.
+///
+/// # Errors
+///
+/// [`Error::ActorNotFound`] when no live actor has that name, or it belongs to
+/// another class; [`Error::NotInitialized`] without a runtime.
+pub fn get_actor<A: ActorClass>(name: &str) -> Result<A::Handle> {
+    let rt = runtime::current()?;
+    let shared = find_actor::<A>(
+        &rt,
+        rt.lookup_name(name),
+        &format!("the actor named \"{name}\""),
+    )?;
+    Ok(A::Handle::__from_raw(RawHandle::with_id(
+        shared,
+        ActorHandleId::random(),
+    )))
+}
+
+/// The serialized form of a handle.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SerializedHandle {
+    class: String,
+    actor_id: ActorId,
+    handle_id: ActorHandleId,
+}
+
+impl<A: ActorClass> serde::Serialize for RawHandle<A> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        SerializedHandle {
+            class: A::NAME.to_owned(),
+            actor_id: self.shared.info.id,
+            handle_id: self.id,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de, A: ActorClass> serde::Deserialize<'de> for RawHandle<A> {
+    /// A handle deserialized inside a running call gets the ID
+    /// `sha1(serialized handle ID || current task ID)` (outside any call, the
+    /// driver's task ID). When the current runtime does not know the actor, the
+    /// handle still deserializes and every call fails with
+    /// [`Error::ActorNotFound`]. Deserializing the same handle twice in one task
+    /// is refused: both copies would have the same ID and counters.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let ser = SerializedHandle::deserialize(d)?;
+        if ser.class != A::NAME {
+            return Err(D::Error::custom(format!(
+                "this serialized handle is for an actor of class {}, not {}",
+                ser.class,
+                A::NAME
+            )));
+        }
+        let what = format!("actor {} ({})", ser.actor_id, A::NAME);
+        let found = runtime::current().and_then(|rt| {
+            let task = runtime::current_task_id()?;
+            let shared = find_actor::<A>(&rt, rt.lookup(&ser.actor_id), &what)?;
+            Ok((shared, task))
+        });
+        match found {
+            Ok((shared, task)) => {
+                let id = ActorHandleId::deserialized(&ser.handle_id, &task);
+                if !lock(&shared.info.deserialized).insert(id) {
+                    return Err(D::Error::custom(format!(
+                        "handle {} of {what} was already deserialized in task {task}: \
+                         deserialize it once and clone that handle instead",
+                        ser.handle_id
+                    )));
+                }
+                Ok(RawHandle::with_id(shared, id))
+            }
+            Err(e) => {
+                let err = Error::ActorNotFound(format!(
+                    "a handle to {what} was deserialized where its runtime does not know the actor ({e})"
+                ));
+                Ok(RawHandle::detached(ser.actor_id, ser.handle_id, err))
+            }
         }
     }
 }
@@ -462,32 +630,35 @@ fn request_stop(info: &ActorInfo, cause: String) {
     info.stop_requested.store(true, Ordering::Release);
 }
 
-struct RemoteControl<A: 'static> {
+/// An actor as the runtime's registry sees it: enough to stop it, and to hand
+/// out new handles while any handle keeps it alive.
+struct Registered<A: 'static> {
     info: Arc<ActorInfo>,
-    tx: mpsc::WeakUnboundedSender<Msg<A>>,
-}
-
-impl<A: Send + 'static> ActorControl for RemoteControl<A> {
-    fn stop(&self, cause: String) {
-        request_stop(&self.info, cause);
-        if let Some(tx) = self.tx.upgrade() {
-            let _ = tx.send(Msg::Wake);
-        }
-    }
-}
-
-struct LocalControl<A: 'static> {
     shared: Weak<ActorShared<A>>,
 }
 
-impl<A: Send + 'static> ActorControl for LocalControl<A> {
+impl<A: ActorClass> ActorControl for Registered<A> {
     fn stop(&self, cause: String) {
+        request_stop(&self.info, cause);
         if let Some(shared) = self.shared.upgrade() {
-            let err = shared.info.set_dead(shared.info.died(cause));
-            if let Mode::Local(state) = &shared.mode {
-                *lock(state) = Err(err);
+            match &shared.mode {
+                Mode::Remote(tx) => {
+                    let _ = tx.send(Msg::Wake);
+                }
+                Mode::Local(state) => {
+                    *lock(state) = Err(self.info.death_error());
+                }
+                Mode::Detached(_) => {}
             }
         }
+    }
+
+    fn class_name(&self) -> &'static str {
+        A::NAME
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 
@@ -556,13 +727,7 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
         Some(name) => ActorId::for_name(A::NAME, name),
         None => ActorId::random(),
     };
-    let info = Arc::new(ActorInfo {
-        id,
-        class: A::NAME,
-        runtime: Arc::downgrade(&rt),
-        stop_requested: AtomicBool::new(false),
-        death: Mutex::new(None),
-    });
+    let info = Arc::new(ActorInfo::new(id, A::NAME, Arc::downgrade(&rt)));
     let creation_failed = |message: String| Error::ActorCreationFailed {
         class: A::NAME.to_owned(),
         actor_id: id,
@@ -584,25 +749,29 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
         });
         rt.register(
             id,
-            Arc::new(LocalControl {
+            options.name.as_deref(),
+            Arc::new(Registered {
+                info,
                 shared: Arc::downgrade(&shared),
             }),
         )?;
         shared
     } else {
         let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(ActorShared {
+            info: info.clone(),
+            mode: Mode::Remote(tx),
+        });
         rt.register(
             id,
-            Arc::new(RemoteControl {
+            options.name.as_deref(),
+            Arc::new(Registered {
                 info: info.clone(),
-                tx: tx.downgrade(),
+                shared: Arc::downgrade(&shared),
             }),
         )?;
-        rt.spawn_actor(actor_main(info.clone(), rx, ctor));
-        Arc::new(ActorShared {
-            info,
-            mode: Mode::Remote(tx),
-        })
+        rt.spawn_actor(actor_main(info, rx, ctor));
+        shared
     };
     Ok(A::Handle::__from_raw(RawHandle {
         shared,
@@ -692,10 +861,16 @@ async fn run_calls<A: ActorClass>(
             if !body.is_ready() {
                 body.wait_ready().await;
             }
+            runtime::set_task_call(Some(CallInfo {
+                actor: info.id,
+                handle,
+                counter: env.counter,
+            }));
             let outcome = match body.run(actor, desc) {
                 Running::Done(o) => o,
                 Running::Pending(f) => f.await,
             };
+            runtime::set_task_call(None);
             report_outcome(info, desc, &outcome);
             if let Some(p) = &outcome.panic {
                 panic_death(info, desc, p);

@@ -53,6 +53,11 @@ pub enum Error {
         message: String,
     },
 
+    /// No such actor here: a name not registered, or a deserialized handle whose
+    /// actor this runtime does not know.
+    #[error("actor not found: {0}")]
+    ActorNotFound(String),
+
     /// A value given to the framework is out of range or malformed; the message says what is allowed.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

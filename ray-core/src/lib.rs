@@ -22,11 +22,13 @@ pub mod runtime;
 #[doc(hidden)]
 pub mod __private;
 
-pub use actor::{kill, ActorClass, ActorHandle, ActorOptions, INFINITE_RECONSTRUCTION};
+pub use actor::{get_actor, kill, ActorClass, ActorHandle, ActorOptions, INFINITE_RECONSTRUCTION};
 pub use call::{Arg, IntoArg, MethodDescriptor, Receiver, MAX_NUM_RETURNS};
 pub use checkpoint::{Checkpoint, CheckpointContext, Checkpointable};
 pub use config::Config;
 pub use error::{BoxError, Error, Result};
 pub use ids::{ActorHandleId, ActorId, CheckpointId, ObjectId, TaskId};
 pub use object::{get, put, wait, ObjectRef};
-pub use runtime::{error_info, init, is_initialized, EnterGuard, ErrorInfo, ErrorKind, Ray};
+pub use runtime::{
+    current_task_id, error_info, init, is_initialized, EnterGuard, ErrorInfo, ErrorKind, Ray,
+};

@@ -7,7 +7,8 @@
 //! different threads or tokio runtimes do not see each other, so tests can run
 //! in parallel threads.
 
-use std::cell::RefCell;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::pin::pin;
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::ids::ActorId;
+use crate::ids::{ActorHandleId, ActorId, TaskId};
 
 /// What kind of problem an [`ErrorInfo`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,13 +45,53 @@ pub struct ErrorInfo {
 pub(crate) trait ActorControl: Send + Sync {
     /// Stops the actor at once: queued and later calls fail with `cause`.
     fn stop(&self, cause: String);
+    /// The actor class's name.
+    fn class_name(&self) -> &'static str;
+    /// For downcasting to the typed registration.
+    fn as_any(&self) -> &dyn Any;
+}
+
+#[derive(Default)]
+struct Registry {
+    actors: HashMap<ActorId, Arc<dyn ActorControl>>,
+    names: HashMap<String, ActorId>,
+}
+
+/// The call an actor task is running: who called, with which counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CallInfo {
+    pub(crate) actor: ActorId,
+    pub(crate) handle: ActorHandleId,
+    pub(crate) counter: u64,
+}
+
+impl CallInfo {
+    /// The call's task ID: `sha1("ray-task" || actor || handle || counter as 8
+    /// little-endian bytes)`. Deterministic, so a replayed call has the same ID.
+    pub(crate) fn task_id(&self) -> TaskId {
+        use sha1::{Digest, Sha1};
+        let mut h = Sha1::new();
+        h.update(b"ray-task");
+        h.update(self.actor.as_bytes());
+        h.update(self.handle.as_bytes());
+        h.update(self.counter.to_le_bytes());
+        TaskId::from_bytes(h.finalize().into())
+    }
+}
+
+/// What an actor task knows about itself (a tokio task-local).
+pub(crate) struct TaskCtx {
+    rt: Arc<RuntimeInner>,
+    call: Cell<Option<CallInfo>>,
 }
 
 pub(crate) struct RuntimeInner {
     pub(crate) config: Config,
     spawner: Option<tokio::runtime::Handle>,
-    actors: Mutex<HashMap<ActorId, Arc<dyn ActorControl>>>,
+    registry: Mutex<Registry>,
     errors: Mutex<Vec<ErrorInfo>>,
+    /// The task ID of code running outside any actor (the driver).
+    pub(crate) driver_task: TaskId,
     shut_down: AtomicBool,
     live_tasks: AtomicUsize,
     idle: tokio::sync::Notify,
@@ -74,17 +115,50 @@ impl RuntimeInner {
         });
     }
 
-    pub(crate) fn register(&self, id: ActorId, control: Arc<dyn ActorControl>) -> Result<()> {
-        let mut actors = lock(&self.actors);
+    /// Registers an actor (and its name). A name may be reused once its actor
+    /// is gone.
+    pub(crate) fn register(
+        &self,
+        id: ActorId,
+        name: Option<&str>,
+        control: Arc<dyn ActorControl>,
+    ) -> Result<()> {
+        let mut reg = lock(&self.registry);
         if self.is_shut_down() {
             return Err(Error::NotInitialized);
         }
-        actors.insert(id, control);
+        if let Some(name) = name {
+            if let Some(other) = reg.names.get(name).and_then(|id| reg.actors.get(id)) {
+                return Err(Error::invalid(format!(
+                    "an actor named \"{name}\" already exists (class {}): pick another name, or get it with ray::get_actor",
+                    other.class_name()
+                )));
+            }
+            reg.names.insert(name.to_owned(), id);
+        }
+        if reg.actors.contains_key(&id) {
+            return Err(Error::invalid(format!("actor {id} is already registered")));
+        }
+        reg.actors.insert(id, control);
         Ok(())
     }
 
     pub(crate) fn unregister(&self, id: &ActorId) {
-        lock(&self.actors).remove(id);
+        let mut reg = lock(&self.registry);
+        reg.actors.remove(id);
+        reg.names.retain(|_, v| v != id);
+    }
+
+    pub(crate) fn lookup(&self, id: &ActorId) -> Option<Arc<dyn ActorControl>> {
+        lock(&self.registry).actors.get(id).cloned()
+    }
+
+    pub(crate) fn lookup_name(&self, name: &str) -> Option<Arc<dyn ActorControl>> {
+        let reg = lock(&self.registry);
+        reg.names
+            .get(name)
+            .and_then(|id| reg.actors.get(id))
+            .cloned()
     }
 
     /// Spawns an actor task that sees this runtime as current.
@@ -98,8 +172,11 @@ impl RuntimeInner {
             .expect("a non-local runtime always has a spawner");
         self.live_tasks.fetch_add(1, Ordering::AcqRel);
         let done = TaskDone(Arc::downgrade(self));
-        let rt = self.clone();
-        spawner.spawn(CURRENT_TASK_RUNTIME.scope(rt, async move {
+        let ctx = TaskCtx {
+            rt: self.clone(),
+            call: Cell::new(None),
+        };
+        spawner.spawn(CURRENT_TASK.scope(ctx, async move {
             let _done = done;
             fut.await;
         }));
@@ -109,7 +186,11 @@ impl RuntimeInner {
         if self.shut_down.swap(true, Ordering::AcqRel) {
             return;
         }
-        let actors: Vec<_> = lock(&self.actors).drain().map(|(_, c)| c).collect();
+        let actors: Vec<_> = {
+            let mut reg = lock(&self.registry);
+            reg.names.clear();
+            reg.actors.drain().map(|(_, c)| c).collect()
+        };
         for a in actors {
             a.stop("the runtime was shut down".to_owned());
         }
@@ -140,11 +221,68 @@ impl Drop for TaskDone {
 }
 
 tokio::task_local! {
-    static CURRENT_TASK_RUNTIME: Arc<RuntimeInner>;
+    static CURRENT_TASK: TaskCtx;
 }
 
 thread_local! {
     static ENTERED: RefCell<Vec<Weak<RuntimeInner>>> = const { RefCell::new(Vec::new()) };
+    /// The call running synchronously on this thread (local mode).
+    static LOCAL_CALL: Cell<Option<CallInfo>> = const { Cell::new(None) };
+    /// A task ID forced by a test (see `__private::with_task_id`).
+    static TASK_OVERRIDE: Cell<Option<TaskId>> = const { Cell::new(None) };
+}
+
+/// Runs `f` as if inside task `task` (test hook for the handle ID vectors).
+pub(crate) fn with_task_id<R>(task: TaskId, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<TaskId>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            TASK_OVERRIDE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(TASK_OVERRIDE.with(|c| c.replace(Some(task))));
+    f()
+}
+
+/// Sets the call the current actor task runs (`None` between calls).
+pub(crate) fn set_task_call(call: Option<CallInfo>) {
+    let _ = CURRENT_TASK.try_with(|c| c.call.set(call));
+}
+
+/// Runs `f` with `call` as this thread's current call (local mode).
+pub(crate) fn with_local_call<R>(call: CallInfo, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<CallInfo>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LOCAL_CALL.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(LOCAL_CALL.with(|c| c.replace(Some(call))));
+    f()
+}
+
+/// The call running here, if any.
+pub(crate) fn current_call() -> Option<CallInfo> {
+    CURRENT_TASK
+        .try_with(|c| c.call.get())
+        .ok()
+        .flatten()
+        .or_else(|| LOCAL_CALL.with(|c| c.get()))
+}
+
+/// The ID of the task running here: the current call's, or the driver's.
+///
+/// # Errors
+///
+/// [`Error::NotInitialized`] outside any call and without a current runtime.
+pub fn current_task_id() -> Result<TaskId> {
+    if let Some(task) = TASK_OVERRIDE.with(|c| c.get()) {
+        return Ok(task);
+    }
+    match current_call() {
+        Some(call) => Ok(call.task_id()),
+        None => current().map(|rt| rt.driver_task),
+    }
 }
 
 type TokioRegistry = Mutex<Vec<(tokio::runtime::Id, Weak<RuntimeInner>)>>;
@@ -155,7 +293,7 @@ static BY_TOKIO_RUNTIME: TokioRegistry = Mutex::new(Vec::new());
 
 /// The current runtime, if any.
 pub(crate) fn try_current() -> Option<Arc<RuntimeInner>> {
-    if let Ok(rt) = CURRENT_TASK_RUNTIME.try_with(|rt| rt.clone()) {
+    if let Ok(rt) = CURRENT_TASK.try_with(|c| c.rt.clone()) {
         if !rt.is_shut_down() {
             return Some(rt);
         }
@@ -232,8 +370,9 @@ pub fn init(config: Config) -> Result<Ray> {
     let inner = Arc::new(RuntimeInner {
         config,
         spawner: Some(spawner),
-        actors: Mutex::new(HashMap::new()),
+        registry: Mutex::new(Registry::default()),
         errors: Mutex::new(Vec::new()),
+        driver_task: TaskId::random(),
         shut_down: AtomicBool::new(false),
         live_tasks: AtomicUsize::new(0),
         idle: tokio::sync::Notify::new(),
