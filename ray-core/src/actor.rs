@@ -770,7 +770,7 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
                 shared: Arc::downgrade(&shared),
             }),
         )?;
-        rt.spawn_actor(actor_main(info, rx, ctor));
+        rt.spawn(actor_main(info, rx, ctor));
         shared
     };
     Ok(A::Handle::__from_raw(RawHandle {

@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod executor;
+pub mod function;
 pub mod ids;
 pub mod object;
 pub mod runtime;
@@ -27,6 +28,7 @@ pub use call::{Arg, IntoArg, MethodDescriptor, Receiver, MAX_NUM_RETURNS};
 pub use checkpoint::{Checkpoint, CheckpointContext, Checkpointable};
 pub use config::Config;
 pub use error::{BoxError, Error, Result};
+pub use function::{FunctionDescriptor, TaskOptions};
 pub use ids::{ActorHandleId, ActorId, CheckpointId, ObjectId, TaskId};
 pub use object::{get, put, wait, ObjectRef};
 pub use runtime::{

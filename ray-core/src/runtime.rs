@@ -161,8 +161,9 @@ impl RuntimeInner {
             .cloned()
     }
 
-    /// Spawns an actor task that sees this runtime as current.
-    pub(crate) fn spawn_actor<F>(self: &Arc<Self>, fut: F)
+    /// Spawns a task (an actor's, or a remote function call) that sees this
+    /// runtime as current and that shutdown waits for.
+    pub(crate) fn spawn<F>(self: &Arc<Self>, fut: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
@@ -398,10 +399,7 @@ impl Ray {
     /// Makes this runtime current on this thread until the guard drops (like
     /// tokio's `Handle::enter`).
     pub fn enter(&self) -> EnterGuard {
-        ENTERED.with(|e| e.borrow_mut().push(Arc::downgrade(&self.inner)));
-        EnterGuard {
-            _not_send: std::marker::PhantomData,
-        }
+        enter(&self.inner)
     }
 
     /// The runtime's configuration.
@@ -432,6 +430,13 @@ impl Ray {
 impl Drop for Ray {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+pub(crate) fn enter(rt: &Arc<RuntimeInner>) -> EnterGuard {
+    ENTERED.with(|e| e.borrow_mut().push(Arc::downgrade(rt)));
+    EnterGuard {
+        _not_send: std::marker::PhantomData,
     }
 }
 
