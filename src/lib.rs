@@ -21,3 +21,10 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub use ray_core::__private;
+
+/// The book's pages, compiled and run as doctests so no snippet rots.
+#[cfg(doctest)]
+mod book {
+    #[doc = include_str!("../book/src/handles.md")]
+    struct Handles;
+}
