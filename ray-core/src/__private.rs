@@ -4,7 +4,7 @@ pub use crate::actor::{create_actor, ActorClass, ActorHandle, ActorOptions, Invo
 pub use crate::call::{
     Arg, ArgTuple, BoxFuture, IntoArg, Many, MethodDescriptor, One, Receiver, Returns, Zero,
 };
-pub use crate::checkpoint::Checkpointable;
+pub use crate::checkpoint::{CheckpointPolicy, Checkpointable};
 pub use crate::error::{Error, Result};
 pub use crate::function::{submit as submit_function, FnInvoke, FunctionDescriptor, TaskOptions};
 pub use crate::object::ObjectRef;

@@ -15,13 +15,15 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::mpsc;
 
-use crate::block::{block_on, catch_unwind, panic_message};
-use crate::call::{ArgTuple, BoxFuture, MethodDescriptor, Returns};
+use crate::block::block_on;
+use crate::call::{ArgTuple, MethodDescriptor, Returns};
+use crate::checkpoint::CheckpointPolicy;
 use crate::config::{check_quantity, check_resource_name};
 use crate::error::{Error, Result};
-use crate::executor::{Frontier, Offer};
+pub use crate::exec::Invoke;
+use crate::exec::{actor_main, ActorCore, CallBody, CtorBody, CtorCall, Envelope, MethodCall, Msg};
 use crate::ids::{ActorHandleId, ActorId};
-use crate::runtime::{self, ActorControl, CallInfo, ErrorKind, RuntimeInner};
+use crate::runtime::{self, ActorControl, ErrorKind, RuntimeInner};
 
 /// Largest `max_reconstructions` (Ray's `INFINITE_RECONSTRUCTION`, 2^30).
 pub const INFINITE_RECONSTRUCTION: u32 = 1 << 30;
@@ -40,6 +42,10 @@ pub trait ActorClass: Sized + Send + 'static {
     type Handle: ActorHandle<Actor = Self>;
     /// The options declared on the struct.
     fn declared_options() -> ActorOptions;
+    /// How the class checkpoints (`None`: it does not).
+    fn checkpoint_policy() -> Option<CheckpointPolicy<Self>> {
+        None
+    }
 }
 
 /// What every generated handle (`CounterHandle`) implements.
@@ -142,7 +148,7 @@ pub(crate) struct ActorInfo {
     pub(crate) id: ActorId,
     pub(crate) class: &'static str,
     runtime: Weak<RuntimeInner>,
-    stop_requested: AtomicBool,
+    pub(crate) stop_requested: AtomicBool,
     death: Mutex<Option<Error>>,
     /// Handle IDs given out by deserialization, to refuse a second handle with
     /// the same ID (its counters would collide with the first one's).
@@ -161,7 +167,7 @@ impl ActorInfo {
         }
     }
 
-    fn died(&self, cause: impl Into<String>) -> Error {
+    pub(crate) fn died(&self, cause: impl Into<String>) -> Error {
         Error::ActorDied {
             class: self.class.to_owned(),
             actor_id: self.id,
@@ -177,193 +183,29 @@ impl ActorInfo {
     }
 
     /// Records the death (first cause wins) and returns the error calls get.
-    fn set_dead(&self, err: Error) -> Error {
+    pub(crate) fn set_dead(&self, err: Error) -> Error {
         let mut d = lock(&self.death);
         d.get_or_insert(err).clone()
     }
 
-    fn report(&self, kind: ErrorKind, message: String) {
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop_requested.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn runtime(&self) -> Option<Arc<RuntimeInner>> {
+        self.runtime.upgrade()
+    }
+
+    pub(crate) fn report(&self, kind: ErrorKind, message: String) {
         if let Some(rt) = self.runtime.upgrade() {
             rt.report(kind, Some(self.id), message);
         }
     }
 }
 
-/// The outcome of one call, for the executor.
-pub(crate) struct Outcome {
-    /// An error no caller will see (fire-and-forget), to report.
-    unseen: Option<Error>,
-    /// The panic message, when the method panicked.
-    panic: Option<String>,
-}
-
-pub(crate) enum Running<'a> {
-    Done(Outcome),
-    Pending(BoxFuture<'a, Outcome>),
-}
-
-/// A type-erased call on an actor of type `A`.
-pub(crate) trait CallBody<A>: Send {
-    fn is_ready(&self) -> bool;
-    fn wait_ready(&self) -> BoxFuture<'static, ()>;
-    fn run<'a>(self: Box<Self>, actor: &'a mut A, desc: &'static MethodDescriptor) -> Running<'a>;
-    fn fail(self: Box<Self>, err: Error) -> Option<Error>;
-}
-
-/// How a generated stub runs its method.
-pub enum Invoke<A, V, P> {
-    /// A synchronous method.
-    Sync(fn(&mut A, V) -> std::result::Result<P, String>),
-    /// An `async fn` method.
-    Async(for<'a> fn(&'a mut A, V) -> BoxFuture<'a, std::result::Result<P, String>>),
-}
-
-impl<A, V, P> fmt::Debug for Invoke<A, V, P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Invoke::Sync(_) => "Invoke::Sync",
-            Invoke::Async(_) => "Invoke::Async",
-        })
-    }
-}
-
-struct MethodCall<A, Args: ArgTuple, R: Returns> {
-    args: Args,
-    sink: R::Sink,
-    invoke: Invoke<A, Args::Values, R::Payload>,
-}
-
-fn task_error(desc: &MethodDescriptor, message: String) -> Error {
-    Error::Task {
-        class: desc.class_name.to_owned(),
-        method: desc.name.to_owned(),
-        message,
-    }
-}
-
-fn settle<R: Returns>(
-    sink: R::Sink,
-    desc: &MethodDescriptor,
-    result: std::result::Result<std::result::Result<R::Payload, String>, String>,
-) -> Outcome {
-    match result {
-        Ok(Ok(v)) => Outcome {
-            unseen: R::deliver(sink, Ok(v)),
-            panic: None,
-        },
-        Ok(Err(msg)) => Outcome {
-            unseen: R::deliver(sink, Err(task_error(desc, msg))),
-            panic: None,
-        },
-        Err(panic) => Outcome {
-            unseen: R::deliver(sink, Err(task_error(desc, format!("panicked: {panic}")))),
-            panic: Some(panic),
-        },
-    }
-}
-
-impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A, Args, R> {
-    fn is_ready(&self) -> bool {
-        self.args.is_ready()
-    }
-
-    fn wait_ready(&self) -> BoxFuture<'static, ()> {
-        self.args.wait_ready()
-    }
-
-    fn run<'a>(self: Box<Self>, actor: &'a mut A, desc: &'static MethodDescriptor) -> Running<'a> {
-        let MethodCall { args, sink, invoke } = *self;
-        let values = match args.take() {
-            Ok(v) => v,
-            Err(e) => {
-                return Running::Done(Outcome {
-                    unseen: R::deliver(sink, Err(e)),
-                    panic: None,
-                })
-            }
-        };
-        match invoke {
-            Invoke::Sync(f) => {
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(actor, values)))
-                    .map_err(|p| panic_message(&*p));
-                Running::Done(settle::<R>(sink, desc, r))
-            }
-            Invoke::Async(f) => Running::Pending(Box::pin(async move {
-                let r = catch_unwind(f(actor, values)).await;
-                settle::<R>(sink, desc, r)
-            })),
-        }
-    }
-
-    fn fail(self: Box<Self>, err: Error) -> Option<Error> {
-        R::deliver(self.sink, Err(err))
-    }
-}
-
-/// One call in the mailbox. Dropped unrun (its actor task dropped with its
-/// runtime), its results fail through their senders' drop (`Error::ObjectLost`).
-pub(crate) struct Envelope<A: 'static> {
-    handle: ActorHandleId,
-    counter: u64,
-    desc: &'static MethodDescriptor,
-    body: Option<Box<dyn CallBody<A>>>,
-}
-
-impl<A> Envelope<A> {
-    /// Fails the call with `err` (reporting it if no caller can see it).
-    fn fail(mut self, err: Error, info: &ActorInfo) {
-        if let Some(body) = self.body.take() {
-            if let Some(unseen) = body.fail(err) {
-                info.report(
-                    ErrorKind::TaskFailed,
-                    format!(
-                        "{}.{} was not run: {unseen}",
-                        self.desc.class_name, self.desc.name
-                    ),
-                );
-            }
-        }
-    }
-}
-
-pub(crate) enum Msg<A: 'static> {
-    Call(Envelope<A>),
-    /// Wakes the task to look at its stop flag.
-    Wake,
-}
-
-/// The constructor call (counter 0 of the original handle).
-pub(crate) struct CtorCall<A, Args: ArgTuple> {
-    args: Args,
-    ctor: fn(Args::Values) -> std::result::Result<A, String>,
-}
-
-pub(crate) trait CtorBody<A>: Send {
-    fn wait_ready(&self) -> Option<BoxFuture<'static, ()>>;
-    fn construct(self: Box<Self>) -> std::result::Result<A, String>;
-}
-
-impl<A: Send + 'static, Args: ArgTuple> CtorBody<A> for CtorCall<A, Args> {
-    fn wait_ready(&self) -> Option<BoxFuture<'static, ()>> {
-        (!self.args.is_ready()).then(|| self.args.wait_ready())
-    }
-
-    fn construct(self: Box<Self>) -> std::result::Result<A, String> {
-        let values = self
-            .args
-            .take()
-            .map_err(|e| format!("a constructor argument failed: {e}"))?;
-        let ctor = self.ctor;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctor(values))) {
-            Ok(r) => r,
-            Err(p) => Err(format!("the constructor panicked: {}", panic_message(&*p))),
-        }
-    }
-}
-
 enum Mode<A: 'static> {
     Remote(mpsc::UnboundedSender<Msg<A>>),
-    Local(Mutex<std::result::Result<A, Error>>),
+    Local(Mutex<std::result::Result<ActorCore<A>, Error>>),
     /// A deserialized handle whose actor this runtime does not know: every
     /// call fails at once with this error.
     Detached(Error),
@@ -408,7 +250,8 @@ impl<A: ActorClass> RawHandle<A> {
         invoke: Invoke<A, Args::Values, R::Payload>,
     ) -> R::Refs {
         let (refs, sink) = R::channel();
-        let body: Box<dyn CallBody<A>> = Box::new(MethodCall::<A, Args, R> { args, sink, invoke });
+        let body: Box<dyn CallBody<A>> =
+            Box::new(MethodCall::<A, Args, R>::new(args, sink, invoke));
         match &self.shared.mode {
             Mode::Remote(tx) => {
                 let mut seq = lock(&self.seq);
@@ -416,7 +259,7 @@ impl<A: ActorClass> RawHandle<A> {
                     handle: self.id,
                     counter: seq.next_counter,
                     desc,
-                    body: Some(body),
+                    body,
                 };
                 seq.next_counter += 1;
                 if let Err(mpsc::error::SendError(Msg::Call(env))) = tx.send(Msg::Call(env)) {
@@ -431,14 +274,21 @@ impl<A: ActorClass> RawHandle<A> {
                     seq.next_counter += 1;
                     seq.next_counter - 1
                 };
-                let call = CallInfo {
-                    actor: self.shared.info.id,
+                let env = Envelope {
                     handle: self.id,
                     counter,
+                    desc,
+                    body,
                 };
-                runtime::with_local_call(call, || {
-                    run_local(&mut state, body, desc, &self.shared.info)
-                });
+                let info = &self.shared.info;
+                match &mut *state {
+                    Ok(core) => {
+                        if let Err(e) = core.admit_blocking(info, env) {
+                            *state = Err(e);
+                        }
+                    }
+                    Err(e) => env.fail(e.clone(), info),
+                }
             }
             Mode::Detached(err) => {
                 let _ = body.fail(err.clone());
@@ -662,58 +512,6 @@ impl<A: ActorClass> ActorControl for Registered<A> {
     }
 }
 
-fn report_outcome(info: &ActorInfo, desc: &MethodDescriptor, outcome: &Outcome) {
-    if let Some(e) = &outcome.unseen {
-        info.report(
-            ErrorKind::TaskFailed,
-            format!(
-                "fire-and-forget call {}.{} failed: {e}",
-                desc.class_name, desc.name
-            ),
-        );
-    }
-}
-
-fn panic_death(info: &ActorInfo, desc: &MethodDescriptor, panic: &str) -> Error {
-    let err = info.set_dead(info.died(format!(
-        "method {}.{} panicked: {panic}",
-        desc.class_name, desc.name
-    )));
-    info.report(ErrorKind::ActorDied, err.to_string());
-    err
-}
-
-fn run_local<A>(
-    state: &mut std::result::Result<A, Error>,
-    body: Box<dyn CallBody<A>>,
-    desc: &'static MethodDescriptor,
-    info: &ActorInfo,
-) {
-    let actor = match state {
-        Ok(a) => a,
-        Err(e) => {
-            if let Some(unseen) = body.fail(e.clone()) {
-                info.report(
-                    ErrorKind::TaskFailed,
-                    format!("{}.{} was not run: {unseen}", desc.class_name, desc.name),
-                );
-            }
-            return;
-        }
-    };
-    if !body.is_ready() {
-        block_on(body.wait_ready());
-    }
-    let outcome = match body.run(actor, desc) {
-        Running::Done(o) => o,
-        Running::Pending(f) => block_on(f),
-    };
-    report_outcome(info, desc, &outcome);
-    if let Some(p) = &outcome.panic {
-        *state = Err(panic_death(info, desc, p));
-    }
-}
-
 /// Creates an actor with a constructor. Called by generated `remote()`.
 #[doc(hidden)]
 pub fn create_actor<A: ActorClass, Args: ArgTuple>(
@@ -738,7 +536,7 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
         if let Some(wait) = ctor.wait_ready() {
             block_on(wait);
         }
-        let state = ctor.construct().map_err(|m| {
+        let state = ActorCore::build(&info, &*ctor).map_err(|m| {
             let err = info.set_dead(creation_failed(m));
             info.report(ErrorKind::ActorDied, err.to_string());
             err
@@ -781,108 +579,6 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
             num_forks: 0,
         }),
     }))
-}
-
-async fn actor_main<A: ActorClass>(
-    info: Arc<ActorInfo>,
-    mut rx: mpsc::UnboundedReceiver<Msg<A>>,
-    ctor: Box<dyn CtorBody<A>>,
-) {
-    if let Some(wait) = ctor.wait_ready() {
-        wait.await;
-    }
-    let mut frontier: Frontier<Envelope<A>> = Frontier::new();
-    match ctor.construct() {
-        Ok(mut actor) => {
-            frontier.advance_to(ActorHandleId::NIL, 0);
-            run_calls(&info, &mut actor, &mut rx, &mut frontier).await;
-            drop(actor);
-        }
-        Err(message) => {
-            let err = info.set_dead(Error::ActorCreationFailed {
-                class: A::NAME.to_owned(),
-                actor_id: info.id,
-                message,
-            });
-            info.report(ErrorKind::ActorDied, err.to_string());
-        }
-    }
-    // Dead or unreachable: fail whatever is left, then leave.
-    rx.close();
-    let err = info.death_error();
-    for env in frontier.drain() {
-        env.fail(err.clone(), &info);
-    }
-    while let Some(msg) = rx.recv().await {
-        if let Msg::Call(env) = msg {
-            env.fail(err.clone(), &info);
-        }
-    }
-    if let Some(rt) = info.runtime.upgrade() {
-        rt.unregister(&info.id);
-    }
-}
-
-/// Runs calls until the mailbox closes (every handle dropped), a stop is
-/// requested, or a method panics.
-async fn run_calls<A: ActorClass>(
-    info: &ActorInfo,
-    actor: &mut A,
-    rx: &mut mpsc::UnboundedReceiver<Msg<A>>,
-    frontier: &mut Frontier<Envelope<A>>,
-) {
-    while let Some(msg) = rx.recv().await {
-        let stop = info.stop_requested.load(Ordering::Acquire);
-        let env = match msg {
-            Msg::Call(env) if stop => {
-                env.fail(info.death_error(), info);
-                return;
-            }
-            Msg::Call(env) => env,
-            Msg::Wake if stop => return,
-            Msg::Wake => continue,
-        };
-        let mut next = match frontier.offer(env.handle, env.counter, env) {
-            Offer::Ready(env) => Some(env),
-            Offer::Buffered => None,
-            // A duplicate never runs twice. Dropping it drops only its own
-            // result senders: a retransmitted call shares the original's
-            // (already completed) objects, which ignore the drop.
-            Offer::Duplicate(_) => None,
-        };
-        while let Some(mut env) = next {
-            if info.stop_requested.load(Ordering::Acquire) {
-                env.fail(info.death_error(), info);
-                return;
-            }
-            let desc = env.desc;
-            let handle = env.handle;
-            let body = env.body.take().expect("a queued call has a body");
-            if !body.is_ready() {
-                body.wait_ready().await;
-            }
-            runtime::set_task_call(Some(CallInfo {
-                actor: info.id,
-                handle,
-                counter: env.counter,
-            }));
-            let outcome = match body.run(actor, desc) {
-                Running::Done(o) => o,
-                Running::Pending(f) => f.await,
-            };
-            runtime::set_task_call(None);
-            report_outcome(info, desc, &outcome);
-            if let Some(p) = &outcome.panic {
-                panic_death(info, desc, p);
-                return;
-            }
-            next = frontier.complete(&handle);
-        }
-    }
-    if info.stop_requested.load(Ordering::Acquire) {
-        return;
-    }
-    info.set_dead(info.died("every handle to the actor was dropped"));
 }
 
 /// Kills the actor behind `handle` at once: the running call finishes, queued

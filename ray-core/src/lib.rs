@@ -14,6 +14,7 @@ pub mod call;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+mod exec;
 pub mod executor;
 pub mod function;
 pub mod ids;
@@ -25,7 +26,10 @@ pub mod __private;
 
 pub use actor::{get_actor, kill, ActorClass, ActorHandle, ActorOptions, INFINITE_RECONSTRUCTION};
 pub use call::{Arg, IntoArg, MethodDescriptor, Receiver, MAX_NUM_RETURNS};
-pub use checkpoint::{Checkpoint, CheckpointContext, Checkpointable};
+pub use checkpoint::{
+    Checkpoint, CheckpointContext, CheckpointPolicy, CheckpointRecord, CheckpointStore,
+    Checkpointable, MemoryStore,
+};
 pub use config::Config;
 pub use error::{BoxError, Error, Result};
 pub use function::{FunctionDescriptor, TaskOptions};

@@ -15,6 +15,7 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use crate::checkpoint::{Checkpoint, CheckpointStore, MemoryStore};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ids::{ActorHandleId, ActorId, TaskId};
@@ -92,6 +93,7 @@ pub(crate) struct RuntimeInner {
     errors: Mutex<Vec<ErrorInfo>>,
     /// The task ID of code running outside any actor (the driver).
     pub(crate) driver_task: TaskId,
+    checkpoints: Arc<dyn CheckpointStore>,
     shut_down: AtomicBool,
     live_tasks: AtomicUsize,
     idle: tokio::sync::Notify,
@@ -102,6 +104,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl RuntimeInner {
+    pub(crate) fn checkpoint_store(&self) -> Arc<dyn CheckpointStore> {
+        self.checkpoints.clone()
+    }
+
     pub(crate) fn is_shut_down(&self) -> bool {
         self.shut_down.load(Ordering::Acquire)
     }
@@ -245,21 +251,12 @@ pub(crate) fn with_task_id<R>(task: TaskId, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Sets the call the current actor task runs (`None` between calls).
-pub(crate) fn set_task_call(call: Option<CallInfo>) {
-    let _ = CURRENT_TASK.try_with(|c| c.call.set(call));
-}
-
-/// Runs `f` with `call` as this thread's current call (local mode).
-pub(crate) fn with_local_call<R>(call: CallInfo, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<CallInfo>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            LOCAL_CALL.with(|c| c.set(self.0));
-        }
-    }
-    let _restore = Restore(LOCAL_CALL.with(|c| c.replace(Some(call))));
-    f()
+/// Sets the call running here (`None` between calls) and returns the previous
+/// one: in an actor task its task-local, elsewhere (local mode) this thread's.
+pub(crate) fn swap_current_call(call: Option<CallInfo>) -> Option<CallInfo> {
+    CURRENT_TASK
+        .try_with(|c| c.call.replace(call))
+        .unwrap_or_else(|_| LOCAL_CALL.with(|c| c.replace(call)))
 }
 
 /// The call running here, if any.
@@ -368,12 +365,14 @@ pub fn init(config: Config) -> Result<Ray> {
         }
     };
     let tokio_id = spawner.id();
+    let checkpoints: Arc<dyn CheckpointStore> = Arc::new(MemoryStore::new());
     let inner = Arc::new(RuntimeInner {
         config,
         spawner: Some(spawner),
         registry: Mutex::new(Registry::default()),
         errors: Mutex::new(Vec::new()),
         driver_task: TaskId::random(),
+        checkpoints,
         shut_down: AtomicBool::new(false),
         live_tasks: AtomicUsize::new(0),
         idle: tokio::sync::Notify::new(),
@@ -465,4 +464,20 @@ pub fn error_info() -> Vec<ErrorInfo> {
 /// Whether a runtime is current here.
 pub fn is_initialized() -> bool {
     try_current().is_some()
+}
+
+/// The usable checkpoints of an actor in the current runtime's store, newest
+/// first.
+///
+/// # Errors
+///
+/// [`Error::NotInitialized`] without a runtime; the store's error if it fails.
+pub fn get_checkpoints_for_actor(actor_id: ActorId) -> Result<Vec<Checkpoint>> {
+    let rt = current()?;
+    Ok(rt
+        .checkpoints
+        .list(actor_id)?
+        .iter()
+        .map(|r| r.checkpoint())
+        .collect())
 }
