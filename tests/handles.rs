@@ -118,7 +118,11 @@ async fn chain_of_first_forks_from_nil() {
     let h2 = h1.clone();
     let h3 = h2.clone();
     assert_eq!(
-        vec![h1.handle_id().hex(), h2.handle_id().hex(), h3.handle_id().hex()],
+        vec![
+            h1.handle_id().hex(),
+            h2.handle_id().hex(),
+            h3.handle_id().hex()
+        ],
         expected
     );
     h3.set(3);
@@ -138,9 +142,15 @@ async fn named_actors() {
     assert_eq!(a.actor_id(), ray::ActorId::for_name("Node", "main"));
 
     let dup = Node::options().name("main").remote().unwrap_err();
-    assert!(matches!(&dup, Error::InvalidArgument(m) if m.contains("already exists")), "{dup}");
+    assert!(
+        matches!(&dup, Error::InvalidArgument(m) if m.contains("already exists")),
+        "{dup}"
+    );
     let missing = ray::get_actor::<Node>("nope").unwrap_err();
-    assert!(matches!(&missing, Error::ActorNotFound(m) if m.contains("nope")), "{missing}");
+    assert!(
+        matches!(&missing, Error::ActorNotFound(m) if m.contains("nope")),
+        "{missing}"
+    );
     let wrong = ray::get_actor::<Other>("main").unwrap_err();
     assert!(
         matches!(&wrong, Error::ActorNotFound(m) if m.contains("class Node")),
@@ -183,7 +193,11 @@ async fn actors_inside_actors() {
 async fn task_ids() {
     let _ray = ray::init(Config::default()).unwrap();
     let driver = ray::current_task_id().unwrap();
-    assert_eq!(driver, ray::current_task_id().unwrap(), "the driver has one task ID");
+    assert_eq!(
+        driver,
+        ray::current_task_id().unwrap(),
+        "the driver has one task ID"
+    );
     let forced = TaskId::from_bytes([7; 20]);
     ray::__private::with_task_id(forced, || {
         assert_eq!(ray::current_task_id().unwrap(), forced)

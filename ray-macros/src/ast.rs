@@ -8,7 +8,7 @@ use syn::{FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, Pat, ReturnType, Type, V
 use crate::attr::{parse_method_attrs, MethodAttr};
 use crate::ctxt::Ctxt;
 use crate::valid::{
-    check_owned_type, is_self_type, is_unit, replace_self, result_ok_type, RESERVED,
+    check_owned_type, is_self_type, is_unit, replace_self, result_ok_type, CLASS_ITEMS, RESERVED,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,11 @@ pub(crate) struct Ctor<'a> {
     pub(crate) func: &'a ImplItemFn,
     pub(crate) params: Vec<Param>,
     pub(crate) fallible: bool,
+    /// The constructor was rejected (its errors are reported): generate
+    /// `remote(..)` with its arguments but a body that never runs, so calls
+    /// to `remote` raise no second error and the `Default` fallback is not
+    /// tried.
+    pub(crate) placeholder: bool,
 }
 
 pub(crate) struct ActorImpl<'a> {
@@ -77,6 +82,10 @@ pub(crate) struct ActorImpl<'a> {
     pub(crate) options: syn::Path,
     pub(crate) methods: Vec<Method<'a>>,
     pub(crate) ctor: Option<Ctor<'a>>,
+    /// User functions whose names clash with items generated on the class
+    /// itself (`remote`, `options`): left out of the output, so the clash is
+    /// reported once, by us.
+    pub(crate) dropped: Vec<&'a Ident>,
 }
 
 fn unraw(i: &Ident) -> String {
@@ -128,6 +137,7 @@ impl<'a> ActorImpl<'a> {
         let class = last.ident.clone();
         let mut methods = Vec::new();
         let mut ctors: Vec<(Ctor<'a>, Option<Span>)> = Vec::new();
+        let mut dropped = Vec::new();
         for it in &item.items {
             let ImplItem::Fn(func) = it else { continue };
             let attr = parse_method_attrs(cx, &func.attrs);
@@ -137,6 +147,9 @@ impl<'a> ActorImpl<'a> {
                     &func.sig.ident,
                     format!("`{name}` clashes with a generated item ({why}); rename the method"),
                 );
+                if CLASS_ITEMS.contains(&name.as_str()) {
+                    dropped.push(&func.sig.ident);
+                }
                 continue;
             }
             if name.starts_with("__ray") {
@@ -149,6 +162,9 @@ impl<'a> ActorImpl<'a> {
             if func.sig.receiver().is_some() {
                 if let Some(span) = attr.constructor {
                     cx.error_at(span, "a constructor cannot take `self`: it builds the actor, so it is an associated function returning `Self`");
+                    // Neither a constructor nor a remote method: checking it
+                    // as a method would only add errors about its result.
+                    continue;
                 }
                 if let Some(m) = Method::from_ast(cx, func, &attr, &item.self_ty) {
                     methods.push(m);
@@ -162,9 +178,10 @@ impl<'a> ActorImpl<'a> {
                 }
                 let returns_self = ctor_shape(&func.sig.output, &class).is_some();
                 if returns_self || attr.constructor.is_some() {
-                    if let Some(c) = Ctor::from_ast(cx, func, &class, &item.self_ty) {
-                        ctors.push((c, attr.constructor));
-                    }
+                    ctors.push((
+                        Ctor::from_ast(cx, func, &class, &item.self_ty),
+                        attr.constructor,
+                    ));
                 }
             }
         }
@@ -176,12 +193,20 @@ impl<'a> ActorImpl<'a> {
             class,
             methods,
             ctor,
+            dropped,
         })
     }
 }
 
+/// The constructor `remote()` calls: `None` means `Default`. When the choice is
+/// ambiguous, the first candidate comes back as a placeholder.
 fn pick_ctor<'a>(cx: &Ctxt, mut ctors: Vec<(Ctor<'a>, Option<Span>)>) -> Option<Ctor<'a>> {
     let marked: Vec<usize> = (0..ctors.len()).filter(|&i| ctors[i].1.is_some()).collect();
+    let first_as_placeholder = |mut ctors: Vec<(Ctor<'a>, Option<Span>)>, i: usize| {
+        let mut c = ctors.swap_remove(i).0;
+        c.placeholder = true;
+        Some(c)
+    };
     match (marked.len(), ctors.len()) {
         (_, 0) => None,
         (0, 1) => ctors.pop().map(|(c, _)| c),
@@ -199,7 +224,7 @@ fn pick_ctor<'a>(cx: &Ctxt, mut ctors: Vec<(Ctor<'a>, Option<Span>)>) -> Option<
                     ),
                 );
             }
-            None
+            first_as_placeholder(ctors, 0)
         }
         (1, _) => Some(ctors.swap_remove(marked[0]).0),
         _ => {
@@ -209,7 +234,7 @@ fn pick_ctor<'a>(cx: &Ctxt, mut ctors: Vec<(Ctor<'a>, Option<Span>)>) -> Option<
                     "only one function can be `#[method(constructor)]`",
                 );
             }
-            None
+            first_as_placeholder(ctors, marked[0])
         }
     }
 }
@@ -307,10 +332,7 @@ impl<'a> Method<'a> {
                 (out, Some(&**ty))
             }
         };
-        let (num_returns, attr_span) = match attr.num_returns {
-            Some((n, s)) => (n, Some(s)),
-            None => (1, None),
-        };
+        let num_returns = attr.num_returns.map_or(1, |(n, _)| n);
         let mut elems = Vec::new();
         let payload = output.payload();
         let ret_span_tokens = || -> proc_macro2::TokenStream {
@@ -339,10 +361,7 @@ impl<'a> Method<'a> {
                         "`num_returns = {n}` needs the method to return a {n}-tuple (or a `Result` of one), but it returns a {}-tuple",
                         t.elems.len()
                     );
-                    cx.error_spanned_by(ret_span_tokens(), &msg);
-                    if let Some(s) = attr_span {
-                        cx.error_at(s, msg);
-                    }
+                    cx.error_spanned_by(ret_span_tokens(), msg);
                 }
                 _ => {
                     let msg = format!(
@@ -368,7 +387,9 @@ impl<'a> Method<'a> {
 }
 
 impl<'a> Ctor<'a> {
-    fn from_ast(cx: &Ctxt, func: &'a ImplItemFn, class: &Ident, self_ty: &Type) -> Option<Self> {
+    /// Always returns the constructor; one with errors (reported here) is a
+    /// placeholder.
+    fn from_ast(cx: &Ctxt, func: &'a ImplItemFn, class: &Ident, self_ty: &Type) -> Self {
         let errors_before = cx.count();
         check_fn_header(cx, func, "the constructor");
         if let Some(a) = &func.sig.asyncness {
@@ -377,21 +398,26 @@ impl<'a> Ctor<'a> {
         let fallible = match ctor_shape(&func.sig.output, class) {
             Some(f) => f,
             None => {
-                cx.error_spanned_by(
-                    &func.sig,
-                    "a `#[method(constructor)]` must return `Self` or `Result<Self, E>`",
-                );
+                let msg = "a `#[method(constructor)]` must return `Self` or `Result<Self, E>`";
+                match &func.sig.output {
+                    ReturnType::Type(_, ty) => cx.error_spanned_by(ty, msg),
+                    ReturnType::Default => cx.error_spanned_by(&func.sig.ident, msg),
+                }
                 false
             }
         };
-        let params = params(cx, func, self_ty);
-        if cx.count() > errors_before {
-            return None;
+        let before_params = cx.count();
+        let mut params = params(cx, func, self_ty);
+        if cx.count() > before_params {
+            // Borrowed or unnamed argument types would raise more errors in
+            // the placeholder's signature: it takes no arguments instead.
+            params.clear();
         }
-        Some(Ctor {
+        Ctor {
             func,
             params,
             fallible,
-        })
+            placeholder: cx.count() > errors_before,
+        }
     }
 }

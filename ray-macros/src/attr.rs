@@ -84,7 +84,10 @@ fn quantity(cx: &Ctxt, name: &str, expr: &Expr) -> Option<f64> {
         Expr::Unary(ExprUnary {
             op: UnOp::Neg(_), ..
         }) => {
-            cx.error_spanned_by(expr, format!("`{name}` cannot be negative"));
+            cx.error_spanned_by(
+                expr,
+                format!("`{name}` cannot be negative: give a quantity like `{name} = 1` or `{name} = 0.5`"),
+            );
             return None;
         }
         _ => None,
@@ -188,7 +191,7 @@ pub(crate) fn parse_struct_attr(cx: &Ctxt, args: TokenStream) -> StructAttr {
                         cx.error_spanned_by(
                             &inner.path,
                             format!(
-                                "`{name}` cannot be a custom resource: use `num_{}` instead",
+                                "`{name}` cannot be a custom resource: use `num_{}s = ..` instead",
                                 name.to_lowercase()
                             ),
                         );

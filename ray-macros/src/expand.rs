@@ -1,7 +1,7 @@
 //! Code generation. One method per generated piece; all paths absolute
 //! through `<crate>::__private`, invented locals with `Span::mixed_site()`.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::{Ident, ItemImpl, ItemStruct};
 
@@ -10,6 +10,31 @@ use crate::attr::{is_method_attr, StructAttr};
 
 fn mixed(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
+}
+
+/// `tokens` with every span set to `span`, so a compiler note about them (e.g.
+/// "required by this bound") points at the user's token that caused them.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let TokenTree::Group(g) = &tt {
+                let mut ng = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                ng.set_span(span);
+                tt = TokenTree::Group(ng);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
+}
+
+/// `impl IntoArg<ty>`, spanned at the parameter's type: a wrong argument's
+/// error then names the parameter it was passed for.
+fn into_arg_bound(krate: &syn::Path, ty: &syn::Type) -> TokenStream {
+    let span = syn::spanned::Spanned::span(ty);
+    respan(quote!(impl #krate::__private::IntoArg<#ty>), span)
 }
 
 fn default_crate() -> syn::Path {
@@ -110,7 +135,7 @@ impl StructGen<'_> {
         let (ident, handle, _) = self.names();
         let name = unraw(ident);
         let a = self.attr;
-        let mut opts = quote!(#krate::__private::ActorOptions::default());
+        let mut opts = quote!(<#krate::__private::ActorOptions as #krate::__private::core::default::Default>::default());
         if let Some(n) = a.max_reconstructions {
             let n = n as u32;
             opts = quote!(#opts.max_reconstructions(#n));
@@ -204,9 +229,10 @@ impl StructGen<'_> {
         };
         let checkpointable = self.attr.checkpointable.map(|span| {
             let f = Ident::new("__ray_assert_checkpointable", Span::mixed_site());
+            let bound = respan(quote!(#krate::__private::Checkpointable), span);
             quote_spanned! {span=>
                 const _: () = {
-                    fn #f<T: #krate::__private::Checkpointable>() {}
+                    fn #f<T: #bound>() {}
                     let _ = #f::<#ident>;
                 };
             }
@@ -336,6 +362,8 @@ impl ImplGen<'_> {
             }
         };
         let desc = mixed("__RAY_DESC");
+        let args = mixed("__ray_args");
+        let bounds: Vec<TokenStream> = tys.iter().map(|t| into_arg_bound(krate, t)).collect();
         let invoke = mixed("__ray_invoke");
         let this = mixed("__ray_this");
         let string = quote!(#krate::__private::String);
@@ -372,14 +400,20 @@ impl ImplGen<'_> {
             #[doc = ""]
             #[doc = #ret_doc]
             #[allow(clippy::unused_unit, clippy::too_many_arguments)]
-            #vis fn #ident(&self, #(#names: impl #krate::__private::IntoArg<#tys>),*) -> #refs {
-                static #desc: #krate::__private::MethodDescriptor = #d;
-                #invoke_fn
-                <#handle as #krate::__private::ActorHandle>::__raw(self).call::<_, #kind>(
-                    &#desc,
-                    (#(#krate::__private::IntoArg::<#tys>::into_arg(#names),)*),
-                    #krate::__private::Invoke::#variant(#invoke),
-                )
+            #vis fn #ident(&self, #(#names: #bounds),*) -> #refs {
+                // The arguments are converted before the helper items below
+                // are in scope: an argument named like one of them still
+                // means the argument.
+                let #args = (#(#krate::__private::IntoArg::<#tys>::into_arg(#names),)*);
+                {
+                    static #desc: #krate::__private::MethodDescriptor = #d;
+                    #invoke_fn
+                    <#handle as #krate::__private::ActorHandle>::__raw(self).call::<_, #kind>(
+                        &#desc,
+                        #args,
+                        #krate::__private::Invoke::#variant(#invoke),
+                    )
+                }
             }
         }
     }
@@ -404,12 +438,15 @@ impl ImplGen<'_> {
                 func,
                 params,
                 fallible,
+                placeholder,
             }) => {
                 let ident = &func.sig.ident;
                 let names: Vec<Ident> = params.iter().map(|p| p.name.clone()).collect();
                 let tys: Vec<syn::Type> = params.iter().map(|p| p.ty.clone()).collect();
                 let call = quote!(#class::#ident(#(#names),*));
-                let call = if *fallible {
+                let call = if *placeholder {
+                    quote!(#krate::__private::core::unreachable!("rejected constructor"))
+                } else if *fallible {
                     let v = mixed("__ray_value");
                     let e = mixed("__ray_error");
                     quote! {
@@ -445,6 +482,20 @@ impl ImplGen<'_> {
                 )
             }
         };
+        let args = mixed("__ray_args");
+        let bounds: Vec<TokenStream> = tys.iter().map(|t| into_arg_bound(krate, t)).collect();
+        // Spanned at the user's constructor, so notes about `remote` point there.
+        let remote = Ident::new(
+            "remote",
+            self.actor
+                .ctor
+                .as_ref()
+                .map_or_else(Span::call_site, |c| c.func.sig.ident.span()),
+        );
+        let pattern = match &self.actor.ctor {
+            Some(c) if c.placeholder => quote!(_),
+            _ => quote!((#(#names,)*)),
+        };
         let errors = "# Errors\n\n`Error::NotInitialized` without a current runtime, `Error::InvalidArgument` for options out of range.";
         quote! {
             impl #class {
@@ -452,8 +503,8 @@ impl ImplGen<'_> {
                 #[doc = ""]
                 #[doc = #errors]
                 #[allow(clippy::too_many_arguments)]
-                #vis fn remote(#(#names: impl #krate::__private::IntoArg<#tys>),*) -> #krate::__private::Result<#handle> {
-                    <#class>::options().remote(#(#names),*)
+                #vis fn #remote(#(#names: #bounds),*) -> #krate::__private::Result<#handle> {
+                    <#class>::options().#remote(#(#names),*)
                 }
             }
 
@@ -462,15 +513,15 @@ impl ImplGen<'_> {
                 #[doc = ""]
                 #[doc = #errors]
                 #[allow(clippy::too_many_arguments, clippy::unused_unit)]
-                #vis fn remote(self, #(#names: impl #krate::__private::IntoArg<#tys>),*) -> #krate::__private::Result<#handle> {
-                    fn #construct((#(#names,)*): (#(#tys,)*)) -> #krate::__private::core::result::Result<#class, #string> {
-                        #call
+                #vis fn #remote(self, #(#names: #bounds),*) -> #krate::__private::Result<#handle> {
+                    // Converted before `#construct` is in scope (see the stubs).
+                    let #args = (#(#krate::__private::IntoArg::<#tys>::into_arg(#names),)*);
+                    {
+                        fn #construct(#pattern: (#(#tys,)*)) -> #krate::__private::core::result::Result<#class, #string> {
+                            #call
+                        }
+                        #krate::__private::create_actor::<#class, _>(self.__options, #args, #construct)
                     }
-                    #krate::__private::create_actor::<#class, _>(
-                        self.__options,
-                        (#(#krate::__private::IntoArg::<#tys>::into_arg(#names),)*),
-                        #construct,
-                    )
                 }
             }
         }
@@ -479,7 +530,10 @@ impl ImplGen<'_> {
     pub(crate) fn generate(&self) -> TokenStream {
         let class = self.class_ty();
         let handle = &self.actor.handle;
-        let stripped = strip_method_attrs(self.actor.original);
+        let mut stripped = strip_method_attrs(self.actor.original);
+        stripped.items.retain(
+            |it| !matches!(it, syn::ImplItem::Fn(f) if self.actor.dropped.contains(&&f.sig.ident)),
+        );
         let table = self.methods_table();
         let stubs = self.actor.methods.iter().map(|m| self.stub(m));
         let ctor = self.constructor();

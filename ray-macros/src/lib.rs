@@ -30,22 +30,13 @@ pub fn actor(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn method(_args: TokenStream, input: TokenStream) -> TokenStream {
     let input: TokenStream2 = input.into();
-    let err = syn::Error::new_spanned(
-        first_tokens(&input),
+    // The call site of an attribute macro is the attribute itself.
+    let err = syn::Error::new(
+        proc_macro2::Span::call_site(),
         "`#[method]` only works on a method inside an `#[ray::actor]` impl block: add `#[ray::actor]` to the `impl` block",
     )
     .to_compile_error();
     quote!(#err #input).into()
-}
-
-fn first_tokens(input: &TokenStream2) -> TokenStream2 {
-    match syn::parse2::<syn::ItemFn>(input.clone()) {
-        Ok(f) => {
-            let sig = &f.sig;
-            quote!(#sig)
-        }
-        Err(_) => input.clone().into_iter().take(3).collect(),
-    }
 }
 
 fn actor_impl(args: TokenStream2, input: TokenStream2) -> TokenStream2 {
@@ -60,17 +51,21 @@ fn actor_impl(args: TokenStream2, input: TokenStream2) -> TokenStream2 {
     let out = match &item {
         syn::Item::Struct(s) => {
             let attr = attr::parse_struct_attr(&cx, args);
-            if !s.generics.params.is_empty() {
+            if s.generics.params.is_empty() {
+                expand::StructGen {
+                    item: s,
+                    attr: &attr,
+                }
+                .generate()
+            } else {
+                // Generated items would name the struct without its
+                // parameters: emit only the user's item.
                 cx.error_spanned_by(
                     &s.generics,
                     "generic actors are not supported: remote methods need one concrete actor type",
                 );
+                quote!(#s)
             }
-            expand::StructGen {
-                item: s,
-                attr: &attr,
-            }
-            .generate()
         }
         syn::Item::Impl(i) => {
             let attr = attr::parse_impl_attr(&cx, args);

@@ -26,6 +26,11 @@ pub(crate) const RESERVED: &[(&str, &str)] = &[
     ("fmt", "handles implement `Display` and `Debug`"),
 ];
 
+/// The reserved names that are items of the class itself (not only of the
+/// handle): a user function with one of them is left out of the output, or it
+/// would collide with ours a second time.
+pub(crate) const CLASS_ITEMS: &[&str] = &["remote", "options"];
+
 /// Checks a type used as an argument or a result: it must be owned (`'static`)
 /// and nameable.
 pub(crate) fn check_owned_type(cx: &Ctxt, ty: &Type, what: &str) {

@@ -1,0 +1,7 @@
+#[ray::actor]
+pub enum Light {
+    On,
+    Off,
+}
+
+fn main() {}

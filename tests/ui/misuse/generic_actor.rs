@@ -1,0 +1,6 @@
+#[ray::actor]
+pub struct Cell<T> {
+    value: T,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[ray::actor(checkpointable)]
+pub struct Account {
+    balance: i64,
+}
+
+fn main() {}

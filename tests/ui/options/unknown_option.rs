@@ -1,0 +1,6 @@
+#[ray::actor(priority = 3)]
+pub struct Counter {
+    value: i64,
+}
+
+fn main() {}

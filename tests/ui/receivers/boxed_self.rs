@@ -1,0 +1,16 @@
+#[ray::actor]
+pub struct Counter {
+    value: i64,
+}
+
+#[ray::actor]
+impl Counter {
+    pub fn new(value: i64) -> Self {
+        Counter { value }
+    }
+    pub fn get(self: Box<Self>) -> i64 {
+        self.value
+    }
+}
+
+fn main() {}
