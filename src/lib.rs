@@ -2,12 +2,12 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub use ray_core::{
-    actor, call, checkpoint, config, current_task_id, error, error_info, executor, get, get_actor,
-    ids, init, is_initialized, kill, object, put, runtime, wait, ActorClass, ActorHandle,
-    ActorHandleId, ActorId, ActorOptions, Arg, BoxError, Checkpoint, CheckpointContext,
-    CheckpointId, Checkpointable, Config, EnterGuard, Error, ErrorInfo, ErrorKind, IntoArg,
-    MethodDescriptor, ObjectId, ObjectRef, Ray, Receiver, Result, TaskId, INFINITE_RECONSTRUCTION,
-    MAX_NUM_RETURNS,
+    actor, call, checkpoint, config, current_task_id, error, error_info, executor, function, get,
+    get_actor, ids, init, is_initialized, kill, object, put, runtime, sqlite, wait, ActorClass,
+    ActorHandle, ActorHandleId, ActorId, ActorOptions, Arg, BoxError, Checkpoint,
+    CheckpointContext, CheckpointId, Checkpointable, Config, EnterGuard, Error, ErrorInfo,
+    ErrorKind, FunctionDescriptor, IntoArg, MemoryStore, MethodDescriptor, ObjectId, ObjectRef,
+    Ray, Receiver, Result, TaskId, TaskOptions, INFINITE_RECONSTRUCTION, MAX_NUM_RETURNS,
 };
 pub use ray_macros::{actor, method};
 

@@ -203,3 +203,97 @@ async fn task_ids() {
         assert_eq!(ray::current_task_id().unwrap(), forced)
     });
 }
+
+#[ray::actor]
+#[derive(Default)]
+pub struct Courier;
+
+#[ray::actor]
+impl Courier {
+    /// Deserializes a handle inside a running call, uses it, and reports the
+    /// new handle's ID and this call's task ID.
+    pub async fn relay(&self, json: String) -> Result<(ActorHandleId, TaskId, i64), String> {
+        let task = ray::current_task_id().map_err(|e| e.to_string())?;
+        let h: NodeHandle = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+        let v = h.get().await.map_err(|e| e.to_string())?;
+        Ok((h.handle_id(), task, v))
+    }
+}
+
+/// Every `non_forked` vector, through real serde deserialization of a handle
+/// whose serialized ID is the vector's parent, inside the vector's task.
+#[tokio::test]
+async fn non_forked_vectors_through_deserialization() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let node = Node::remote().unwrap();
+    let v = vectors();
+    let mut checked = 0;
+    for case in v["cases"].as_array().unwrap() {
+        if case["kind"] != "non_forked" {
+            continue;
+        }
+        let parent = hex_id(&case["parent_handle_id"]);
+        let task = TaskId::from_hex(case["task_id"].as_str().unwrap()).unwrap();
+        let serialized =
+            serde_json::to_string(&ray::__private::handle_with_id(&node, parent)).unwrap();
+        let h: NodeHandle =
+            ray::__private::with_task_id(task, || serde_json::from_str(&serialized).unwrap());
+        assert_eq!(h.handle_id().hex(), case["expected"].as_str().unwrap());
+        assert_eq!(h.actor_id(), node.actor_id());
+        h.set(checked);
+        assert_eq!(h.get().await.unwrap(), checked);
+        checked += 1;
+    }
+    assert_eq!(checked, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_deserialized_inside_a_call_derives_its_id_from_the_call() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let node = Node::remote().unwrap();
+    node.set(5);
+    let courier = Courier::remote().unwrap();
+    let json = serde_json::to_string(&node).unwrap();
+    let (id, task, v) = courier.relay(json.clone()).await.unwrap();
+    assert_eq!(v, 5);
+    assert_eq!(id, ActorHandleId::deserialized(&node.handle_id(), &task));
+    // Another call is another task: another ID, and it works.
+    let (id2, task2, _) = courier.relay(json.clone()).await.unwrap();
+    assert_ne!(task2, task);
+    assert_ne!(id2, id);
+    // In the driver, the driver's task ID is used; twice in one task is refused.
+    let h: NodeHandle = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        h.handle_id(),
+        ActorHandleId::deserialized(&node.handle_id(), &ray::current_task_id().unwrap())
+    );
+    let again = serde_json::from_str::<NodeHandle>(&json).unwrap_err();
+    assert!(
+        again.to_string().contains("already deserialized"),
+        "{again}"
+    );
+    // A fork of a deserialized handle is fine.
+    assert_eq!(h.clone().get().await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn a_handle_deserialized_in_another_runtime_fails_clearly() {
+    let json = {
+        let _ray = ray::init(Config::default()).unwrap();
+        let node = Node::remote().unwrap();
+        serde_json::to_string(&node).unwrap()
+    };
+    let _other = ray::init(Config::default()).unwrap();
+    let h: NodeHandle = serde_json::from_str(&json).unwrap();
+    let e = tokio::time::timeout(std::time::Duration::from_secs(5), h.get())
+        .await
+        .expect("never a hang")
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::ActorNotFound(m) if m.contains("does not know")),
+        "{e}"
+    );
+    // Wrong class: refused at deserialization.
+    let e = serde_json::from_str::<OtherHandle>(&json).unwrap_err();
+    assert!(e.to_string().contains("class Node"), "{e}");
+}

@@ -49,3 +49,18 @@ pub fn handle_with_id<H: ActorHandle>(h: &H, id: crate::ActorHandleId) -> H {
 pub fn with_task_id<R>(task: crate::TaskId, f: impl FnOnce() -> R) -> R {
     crate::runtime::with_task_id(task, f)
 }
+
+/// `CheckpointPolicy::hooks()` as a bounded function, so a missing
+/// `Checkpointable` impl is reported with its own message.
+pub fn checkpoint_hooks<A: Checkpointable>() -> CheckpointPolicy<A> {
+    CheckpointPolicy::hooks()
+}
+
+/// `CheckpointPolicy::auto(..)` as a bounded function.
+pub fn checkpoint_auto<A: ::serde::Serialize + ::serde::de::DeserializeOwned>(
+    every_calls: Option<u64>,
+    every_ms: Option<u64>,
+    keep: Option<usize>,
+) -> CheckpointPolicy<A> {
+    CheckpointPolicy::auto(every_calls, every_ms, keep)
+}

@@ -20,6 +20,7 @@ pub mod function;
 pub mod ids;
 pub mod object;
 pub mod runtime;
+pub mod sqlite;
 
 #[doc(hidden)]
 pub mod __private;

@@ -365,7 +365,10 @@ pub fn init(config: Config) -> Result<Ray> {
         }
     };
     let tokio_id = spawner.id();
-    let checkpoints: Arc<dyn CheckpointStore> = Arc::new(MemoryStore::new());
+    let checkpoints: Arc<dyn CheckpointStore> = match &config.checkpoint_dir {
+        Some(dir) => Arc::new(crate::sqlite::SqliteStore::open(dir)?),
+        None => Arc::new(MemoryStore::new()),
+    };
     let inner = Arc::new(RuntimeInner {
         config,
         spawner: Some(spawner),

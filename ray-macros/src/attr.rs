@@ -15,6 +15,7 @@ pub(crate) const STRUCT_OPTIONS: &[&str] = &[
     "num_gpus",
     "resources",
     "checkpointable",
+    "checkpoint",
     "crate",
 ];
 
@@ -35,6 +36,36 @@ pub(crate) struct StructAttr {
     pub(crate) num_gpus: Option<f64>,
     pub(crate) resources: Vec<(String, f64)>,
     pub(crate) checkpointable: Option<Span>,
+    pub(crate) checkpoint: Option<AutoCheckpoint>,
+}
+
+/// `checkpoint(every_calls = N, every_ms = T, keep = K)`.
+pub(crate) struct AutoCheckpoint {
+    pub(crate) span: Span,
+    pub(crate) every_calls: Option<u64>,
+    pub(crate) every_ms: Option<u64>,
+    pub(crate) keep: Option<u64>,
+}
+
+/// Options of `checkpoint(..)`.
+pub(crate) const CHECKPOINT_OPTIONS: &[&str] = &["every_calls", "every_ms", "keep"];
+
+fn positive_int(cx: &Ctxt, name: &str, expr: &Expr) -> Option<u64> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => match i.base10_parse::<u64>() {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                cx.error_spanned_by(expr, format!("`{name}` must be at least 1"));
+                None
+            }
+        },
+        _ => {
+            cx.error_spanned_by(expr, format!("`{name}` takes a positive integer literal"));
+            None
+        }
+    }
 }
 
 #[derive(Default)]
@@ -147,6 +178,54 @@ pub(crate) fn parse_struct_attr(cx: &Ctxt, args: TokenStream) -> StructAttr {
                     );
                 }
             }
+            "checkpoint" => {
+                let span = meta
+                    .path
+                    .get_ident()
+                    .map_or_else(Span::call_site, |i| i.span());
+                if !meta.input.peek(syn::token::Paren) {
+                    cx.error_spanned_by(
+                        &meta.path,
+                        "`checkpoint` takes a policy: `checkpoint(every_calls = 100, every_ms = 5000, keep = 3)`",
+                    );
+                    return skip_value(&meta);
+                }
+                let mut auto = AutoCheckpoint {
+                    span,
+                    every_calls: None,
+                    every_ms: None,
+                    keep: None,
+                };
+                meta.parse_nested_meta(|inner| {
+                    let k = path_string(&inner.path);
+                    if !CHECKPOINT_OPTIONS.contains(&k.as_str()) {
+                        cx.error_spanned_by(
+                            &inner.path,
+                            format!(
+                                "unknown checkpoint option `{k}`{}; valid options are: {}",
+                                did_you_mean(&k, CHECKPOINT_OPTIONS),
+                                CHECKPOINT_OPTIONS.join(", ")
+                            ),
+                        );
+                        return skip_value(&inner);
+                    }
+                    let expr: Expr = inner.value()?.parse()?;
+                    let v = positive_int(cx, &k, &expr);
+                    match k.as_str() {
+                        "every_calls" => auto.every_calls = v,
+                        "every_ms" => auto.every_ms = v,
+                        _ => auto.keep = v,
+                    }
+                    Ok(())
+                })?;
+                if auto.every_calls.is_none() && auto.every_ms.is_none() {
+                    cx.error_at(
+                        span,
+                        "`checkpoint(..)` needs `every_calls = N` and/or `every_ms = T` to say when to checkpoint",
+                    );
+                }
+                out.checkpoint = Some(auto);
+            }
             "max_reconstructions" => {
                 let expr: Expr = meta.value()?.parse()?;
                 match &expr {
@@ -217,6 +296,12 @@ pub(crate) fn parse_struct_attr(cx: &Ctxt, args: TokenStream) -> StructAttr {
     });
     if let Err(e) = parser.parse2(args) {
         cx.syn_error(e);
+    }
+    if let (Some(span), Some(_)) = (out.checkpointable, &out.checkpoint) {
+        cx.error_at(
+            span,
+            "choose one checkpoint policy: `checkpointable` (your own `ray::Checkpointable` hooks) or `checkpoint(..)` (automatic serde state), not both",
+        );
     }
     out
 }

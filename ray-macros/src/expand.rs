@@ -112,6 +112,25 @@ impl StructGen<'_> {
                 }
             }
 
+            impl #krate::__private::serde::Serialize for #handle {
+                fn serialize<S: #krate::__private::serde::Serializer>(
+                    &self,
+                    serializer: S,
+                ) -> #krate::__private::core::result::Result<S::Ok, S::Error> {
+                    #krate::__private::serde::Serialize::serialize(&self.__raw, serializer)
+                }
+            }
+
+            impl<'de> #krate::__private::serde::Deserialize<'de> for #handle {
+                fn deserialize<D: #krate::__private::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> #krate::__private::core::result::Result<Self, D::Error> {
+                    #krate::__private::core::result::Result::Ok(#handle {
+                        __raw: #krate::__private::serde::Deserialize::deserialize(deserializer)?,
+                    })
+                }
+            }
+
             impl #krate::__private::ActorHandle for #handle {
                 type Actor = #ident;
                 fn actor_id(&self) -> #krate::ActorId {
@@ -152,6 +171,7 @@ impl StructGen<'_> {
         if a.checkpointable.is_some() {
             opts = quote!(#opts.__checkpointable(true));
         }
+        let policy = self.policy();
         quote! {
             impl #krate::__private::ActorClass for #ident {
                 const NAME: &'static str = #name;
@@ -160,7 +180,43 @@ impl StructGen<'_> {
                 fn declared_options() -> #krate::__private::ActorOptions {
                     #opts
                 }
+                #policy
             }
+        }
+    }
+
+    /// `checkpoint_policy()`, spanned at the option so a missing trait is
+    /// reported there.
+    fn policy(&self) -> TokenStream {
+        let krate = self.krate();
+        let ident = &self.item.ident;
+        let some = quote!(#krate::__private::core::option::Option::Some);
+        let none = quote!(#krate::__private::core::option::Option::None);
+        let ty = quote!(#krate::__private::core::option::Option<#krate::__private::CheckpointPolicy<#ident>>);
+        let opt = |v: Option<u64>, cast: TokenStream| match v {
+            Some(n) => quote!(#some(#n as #cast)),
+            None => quote!(#none),
+        };
+        if let Some(span) = self.attr.checkpointable {
+            let path = respan(quote!(#krate::__private::checkpoint_hooks::<#ident>), span);
+            quote_spanned! {span=>
+                fn checkpoint_policy() -> #ty {
+                    #some(#path())
+                }
+            }
+        } else if let Some(auto) = &self.attr.checkpoint {
+            let span = auto.span;
+            let calls = opt(auto.every_calls, quote!(u64));
+            let ms = opt(auto.every_ms, quote!(u64));
+            let keep = opt(auto.keep, quote!(usize));
+            let path = respan(quote!(#krate::__private::checkpoint_auto::<#ident>), span);
+            quote_spanned! {span=>
+                fn checkpoint_policy() -> #ty {
+                    #some(#path(#calls, #ms, #keep))
+                }
+            }
+        } else {
+            TokenStream::new()
         }
     }
 
@@ -227,17 +283,7 @@ impl StructGen<'_> {
         let send = quote_spanned! {ident.span()=>
             const _: () = #krate::__private::assert_actor_state::<#ident>();
         };
-        let checkpointable = self.attr.checkpointable.map(|span| {
-            let f = Ident::new("__ray_assert_checkpointable", Span::mixed_site());
-            let bound = respan(quote!(#krate::__private::Checkpointable), span);
-            quote_spanned! {span=>
-                const _: () = {
-                    fn #f<T: #bound>() {}
-                    let _ = #f::<#ident>;
-                };
-            }
-        });
-        quote!(#send #checkpointable)
+        send
     }
 
     pub(crate) fn generate(&self) -> TokenStream {
