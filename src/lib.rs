@@ -9,12 +9,12 @@ pub use ray_core::{
     ErrorKind, FunctionDescriptor, IntoArg, MemoryStore, MethodDescriptor, ObjectId, ObjectRef,
     Ray, Receiver, Result, TaskId, TaskOptions, INFINITE_RECONSTRUCTION, MAX_NUM_RETURNS,
 };
-pub use ray_macros::{actor, method};
+pub use ray_macros::{actor, method, remote};
 
 /// Everything most programs need: `use ray::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        actor, method, ActorHandle, ActorId, Checkpoint, CheckpointContext, CheckpointId,
+        actor, method, remote, ActorHandle, ActorId, Checkpoint, CheckpointContext, CheckpointId,
         Checkpointable, Config, Error, ObjectRef, Result,
     };
 }

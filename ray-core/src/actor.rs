@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::mpsc;
 
-use crate::block::block_on;
 use crate::call::{ArgTuple, MethodDescriptor, Returns};
 use crate::checkpoint::CheckpointPolicy;
 use crate::config::{check_quantity, check_resource_name};
@@ -534,7 +533,7 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
     let ctor: Box<dyn CtorBody<A>> = Box::new(CtorCall { args, ctor });
     let shared = if rt.config.local_mode {
         if let Some(wait) = ctor.wait_ready() {
-            block_on(wait);
+            rt.block_local(wait);
         }
         let state = ActorCore::build(&info, &*ctor).map_err(|m| {
             let err = info.set_dead(creation_failed(m));

@@ -182,6 +182,9 @@ impl CheckpointStore for MemoryStore {
     }
 }
 
+/// `Checkpointable::load_checkpoint` as a function pointer.
+type LoadHook<A> =
+    fn(&mut A, ActorId, &[Checkpoint]) -> std::result::Result<Option<CheckpointId>, BoxError>;
 type Encode<A> = fn(&A) -> std::result::Result<Vec<u8>, String>;
 type Decode<A> = fn(&[u8]) -> std::result::Result<A, String>;
 
@@ -214,11 +217,7 @@ pub(crate) enum PolicyKind<A> {
     Hooks {
         should: fn(&mut A, &CheckpointContext) -> bool,
         save: fn(&mut A, ActorId, CheckpointId) -> std::result::Result<(), BoxError>,
-        load: fn(
-            &mut A,
-            ActorId,
-            &[Checkpoint],
-        ) -> std::result::Result<Option<CheckpointId>, BoxError>,
+        load: LoadHook<A>,
         expired: fn(&mut A, ActorId, CheckpointId) -> std::result::Result<(), BoxError>,
     },
     Auto {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::block::{block_on, catch_unwind, panic_message};
+use crate::block::{catch_unwind, panic_message};
 use crate::call::{ArgTuple, BoxFuture, Returns};
 use crate::error::{Error, Result};
 use crate::runtime::{self, ErrorKind, RuntimeInner};
@@ -147,7 +147,7 @@ pub fn submit<Args: ArgTuple, R: Returns>(
     }
     if rt.config.local_mode {
         if !args.is_ready() {
-            block_on(args.wait_ready());
+            rt.block_local(args.wait_ready());
         }
         let r = args.take().and_then(|v| {
             let r = match invoke {
@@ -155,7 +155,7 @@ pub fn submit<Args: ArgTuple, R: Returns>(
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(v)))
                         .map_err(|p| panic_message(&*p))
                 }
-                FnInvoke::Async(f) => block_on(catch_unwind(f(v))),
+                FnInvoke::Async(f) => rt.block_local(catch_unwind(f(v))),
             };
             outcome(desc, r)
         });

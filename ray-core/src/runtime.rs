@@ -94,6 +94,8 @@ pub(crate) struct RuntimeInner {
     /// The task ID of code running outside any actor (the driver).
     pub(crate) driver_task: TaskId,
     checkpoints: Arc<dyn CheckpointStore>,
+    /// Drives async bodies of local-mode calls (timers, I/O), built on first use.
+    local_helper: Mutex<Option<Arc<tokio::runtime::Runtime>>>,
     shut_down: AtomicBool,
     live_tasks: AtomicUsize,
     idle: tokio::sync::Notify,
@@ -104,6 +106,47 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl RuntimeInner {
+    /// Runs a local-mode call's future to completion on the caller's behalf.
+    /// Outside a tokio runtime it runs on this thread; inside one (where
+    /// blocking the thread would stall its timers), on a scoped helper thread.
+    /// Either way a small helper runtime drives timers and I/O, so an `async`
+    /// method that sleeps works in local mode too.
+    pub(crate) fn block_local<F>(self: &Arc<Self>, fut: F) -> F::Output
+    where
+        F: std::future::Future + Send,
+        F::Output: Send,
+    {
+        let helper = {
+            let mut h = lock(&self.local_helper);
+            match &*h {
+                Some(rt) => rt.clone(),
+                None => {
+                    let rt = Arc::new(
+                        tokio::runtime::Builder::new_multi_thread()
+                            .worker_threads(1)
+                            .thread_name("ray-local")
+                            .enable_all()
+                            .build()
+                            .expect("the local-mode helper runtime starts"),
+                    );
+                    *h = Some(rt.clone());
+                    rt
+                }
+            }
+        };
+        let run = || {
+            let _current = enter(self);
+            helper.block_on(fut)
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return run();
+        }
+        std::thread::scope(|s| match s.spawn(run).join() {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        })
+    }
+
     pub(crate) fn checkpoint_store(&self) -> Arc<dyn CheckpointStore> {
         self.checkpoints.clone()
     }
@@ -376,6 +419,7 @@ pub fn init(config: Config) -> Result<Ray> {
         errors: Mutex::new(Vec::new()),
         driver_task: TaskId::random(),
         checkpoints,
+        local_helper: Mutex::new(None),
         shut_down: AtomicBool::new(false),
         live_tasks: AtomicUsize::new(0),
         idle: tokio::sync::Notify::new(),
@@ -419,6 +463,11 @@ impl Ray {
 
     fn finish(&mut self) {
         self.inner.begin_shutdown();
+        if let Some(helper) = lock(&self.inner.local_helper).take() {
+            if let Ok(rt) = Arc::try_unwrap(helper) {
+                rt.shutdown_background();
+            }
+        }
         if let Some(id) = self.tokio_id.take() {
             let me = Arc::downgrade(&self.inner);
             lock(&BY_TOKIO_RUNTIME).retain(|(tid, w)| !(*tid == id && w.ptr_eq(&me)));

@@ -252,8 +252,7 @@ fn ctor_shape(ret: &ReturnType, class: &Ident) -> Option<bool> {
         .map(|_| true)
 }
 
-fn check_fn_header(cx: &Ctxt, func: &ImplItemFn, what: &str) {
-    let sig = &func.sig;
+pub(crate) fn check_fn_header(cx: &Ctxt, sig: &syn::Signature, what: &str) {
     if !sig.generics.params.is_empty() {
         cx.error_spanned_by(
             &sig.generics,
@@ -271,9 +270,9 @@ fn check_fn_header(cx: &Ctxt, func: &ImplItemFn, what: &str) {
     }
 }
 
-fn params(cx: &Ctxt, func: &ImplItemFn, self_ty: &Type) -> Vec<Param> {
+pub(crate) fn params(cx: &Ctxt, sig: &syn::Signature, self_ty: Option<&Type>) -> Vec<Param> {
     let mut out = Vec::new();
-    for (i, arg) in func.sig.inputs.iter().enumerate() {
+    for (i, arg) in sig.inputs.iter().enumerate() {
         let FnArg::Typed(pt) = arg else { continue };
         check_owned_type(cx, &pt.ty, "arguments");
         let name = match &*pt.pat {
@@ -282,10 +281,82 @@ fn params(cx: &Ctxt, func: &ImplItemFn, self_ty: &Type) -> Vec<Param> {
         };
         out.push(Param {
             name,
-            ty: replace_self(&pt.ty, self_ty),
+            ty: match self_ty {
+                Some(st) => replace_self(&pt.ty, st),
+                None => (*pt.ty).clone(),
+            },
         });
     }
     out
+}
+
+/// The shape of a method's (or remote function's) result, checked against
+/// `num_returns`: the output and, for `num_returns >= 2`, the tuple's types.
+pub(crate) fn returns(
+    cx: &Ctxt,
+    sig: &syn::Signature,
+    num_returns: usize,
+    self_ty: Option<&Type>,
+    what: &str,
+) -> (Output, Vec<Type>) {
+    let (output, ret_ty) = match &sig.output {
+        ReturnType::Default => (Output::Unit, None),
+        ReturnType::Type(_, ty) => {
+            check_owned_type(cx, ty, "results");
+            let ty_s = match self_ty {
+                Some(st) => replace_self(ty, st),
+                None => (**ty).clone(),
+            };
+            let out = if is_unit(&ty_s) {
+                Output::Unit
+            } else if let Some(ok) = result_ok_type(&ty_s) {
+                Output::Fallible(ok.clone())
+            } else {
+                Output::Plain(ty_s)
+            };
+            (out, Some(&**ty))
+        }
+    };
+    let mut elems = Vec::new();
+    let payload = output.payload();
+    let ret_span_tokens = || -> proc_macro2::TokenStream {
+        match ret_ty {
+            Some(t) => quote::quote!(#t),
+            None => {
+                let i = &sig.ident;
+                quote::quote!(#i)
+            }
+        }
+    };
+    match num_returns {
+        0 => {
+            if !is_unit(&payload) {
+                cx.error_spanned_by(
+                    ret_span_tokens(),
+                    format!("`num_returns = 0` needs the {what} to return `()` or `Result<(), E>`: the caller gets no ref to read a value from"),
+                );
+            }
+        }
+        1 => {}
+        n => match &payload {
+            Type::Tuple(t) if t.elems.len() == n => elems = t.elems.iter().cloned().collect(),
+            Type::Tuple(t) => {
+                let msg = format!(
+                    "`num_returns = {n}` needs the {what} to return a {n}-tuple (or a `Result` of one), but it returns a {}-tuple",
+                    t.elems.len()
+                );
+                cx.error_spanned_by(ret_span_tokens(), msg);
+            }
+            _ => {
+                let msg = format!(
+                    "`num_returns = {n}` needs the {what} to return a {n}-tuple written out, e.g. `-> ({})`, or a `Result` of one",
+                    vec!["A"; n].join(", ")
+                );
+                cx.error_spanned_by(ret_span_tokens(), &msg);
+            }
+        },
+    }
+    (output, elems)
 }
 
 impl<'a> Method<'a> {
@@ -296,7 +367,7 @@ impl<'a> Method<'a> {
         self_ty: &Type,
     ) -> Option<Self> {
         let errors_before = cx.count();
-        check_fn_header(cx, func, "remote methods");
+        check_fn_header(cx, &func.sig, "remote methods");
         let recv = func.sig.receiver().expect("checked by caller");
         let receiver = match (&recv.reference, &recv.mutability, recv.colon_token) {
             (Some((_, None)), None, None) => ReceiverKind::Ref,
@@ -316,62 +387,9 @@ impl<'a> Method<'a> {
                 ReceiverKind::Ref
             }
         };
-        let params = params(cx, func, self_ty);
-        let (output, ret_ty) = match &func.sig.output {
-            ReturnType::Default => (Output::Unit, None),
-            ReturnType::Type(_, ty) => {
-                check_owned_type(cx, ty, "results");
-                let ty_s = replace_self(ty, self_ty);
-                let out = if is_unit(&ty_s) {
-                    Output::Unit
-                } else if let Some(ok) = result_ok_type(&ty_s) {
-                    Output::Fallible(ok.clone())
-                } else {
-                    Output::Plain(ty_s)
-                };
-                (out, Some(&**ty))
-            }
-        };
+        let params = params(cx, &func.sig, Some(self_ty));
         let num_returns = attr.num_returns.map_or(1, |(n, _)| n);
-        let mut elems = Vec::new();
-        let payload = output.payload();
-        let ret_span_tokens = || -> proc_macro2::TokenStream {
-            match ret_ty {
-                Some(t) => quote::quote!(#t),
-                None => {
-                    let i = &func.sig.ident;
-                    quote::quote!(#i)
-                }
-            }
-        };
-        match num_returns {
-            0 => {
-                if !is_unit(&payload) {
-                    cx.error_spanned_by(
-                        ret_span_tokens(),
-                        "`num_returns = 0` needs the method to return `()` or `Result<(), E>`: the caller gets no ref to read a value from",
-                    );
-                }
-            }
-            1 => {}
-            n => match &payload {
-                Type::Tuple(t) if t.elems.len() == n => elems = t.elems.iter().cloned().collect(),
-                Type::Tuple(t) => {
-                    let msg = format!(
-                        "`num_returns = {n}` needs the method to return a {n}-tuple (or a `Result` of one), but it returns a {}-tuple",
-                        t.elems.len()
-                    );
-                    cx.error_spanned_by(ret_span_tokens(), msg);
-                }
-                _ => {
-                    let msg = format!(
-                        "`num_returns = {n}` needs the method to return a {n}-tuple written out, e.g. `-> ({})`, or a `Result` of one",
-                        vec!["A"; n].join(", ")
-                    );
-                    cx.error_spanned_by(ret_span_tokens(), &msg);
-                }
-            },
-        }
+        let (output, elems) = returns(cx, &func.sig, num_returns, Some(self_ty), "method");
         if cx.count() > errors_before {
             return None;
         }
@@ -391,7 +409,7 @@ impl<'a> Ctor<'a> {
     /// placeholder.
     fn from_ast(cx: &Ctxt, func: &'a ImplItemFn, class: &Ident, self_ty: &Type) -> Self {
         let errors_before = cx.count();
-        check_fn_header(cx, func, "the constructor");
+        check_fn_header(cx, &func.sig, "the constructor");
         if let Some(a) = &func.sig.asyncness {
             cx.error_spanned_by(a, "the constructor cannot be `async`: build the state synchronously, then do async work in a method");
         }
@@ -407,7 +425,7 @@ impl<'a> Ctor<'a> {
             }
         };
         let before_params = cx.count();
-        let mut params = params(cx, func, self_ty);
+        let mut params = params(cx, &func.sig, Some(self_ty));
         if cx.count() > before_params {
             // Borrowed or unnamed argument types would raise more errors in
             // the placeholder's signature: it takes no arguments instead.

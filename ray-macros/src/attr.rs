@@ -79,11 +79,11 @@ pub(crate) struct MethodAttr {
     pub(crate) constructor: Option<Span>,
 }
 
-fn key(meta: &ParseNestedMeta) -> String {
+pub(crate) fn key(meta: &ParseNestedMeta) -> String {
     path_string(&meta.path)
 }
 
-fn path_string(path: &syn::Path) -> String {
+pub(crate) fn path_string(path: &syn::Path) -> String {
     path.segments
         .iter()
         .map(|s| s.ident.to_string())
@@ -92,7 +92,7 @@ fn path_string(path: &syn::Path) -> String {
 }
 
 /// Consumes whatever value follows an option we rejected, so parsing goes on.
-fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
+pub(crate) fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
     if meta.input.peek(syn::Token![=]) {
         meta.value()?.parse::<Expr>()?;
     } else if meta.input.peek(syn::token::Paren) {
@@ -104,7 +104,7 @@ fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
 }
 
 /// A quantity literal: `1`, `0.5`. Errors name the option.
-fn quantity(cx: &Ctxt, name: &str, expr: &Expr) -> Option<f64> {
+pub(crate) fn quantity(cx: &Ctxt, name: &str, expr: &Expr) -> Option<f64> {
     let value = match expr {
         Expr::Lit(ExprLit {
             lit: Lit::Int(i), ..
@@ -142,7 +142,7 @@ fn quantity(cx: &Ctxt, name: &str, expr: &Expr) -> Option<f64> {
     }
 }
 
-fn crate_path(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<syn::Path>> {
+pub(crate) fn crate_path(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<syn::Path>> {
     let lit: LitStr = meta.value()?.parse()?;
     match lit.parse::<syn::Path>() {
         Ok(p) => Ok(Some(p)),

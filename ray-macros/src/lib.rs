@@ -9,6 +9,7 @@ mod ast;
 mod attr;
 mod ctxt;
 mod expand;
+mod remote;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -22,6 +23,16 @@ use crate::ctxt::Ctxt;
 #[proc_macro_attribute]
 pub fn actor(args: TokenStream, input: TokenStream) -> TokenStream {
     actor_impl(args.into(), input.into()).into()
+}
+
+/// A remote function: `#[ray::remote] fn f(..) -> R` keeps `f` and adds a
+/// module `f` with `f::remote(args..) -> ObjectRef<R>` (arguments: values or
+/// refs) and `f::options().num_cpus(q).remote(..)`. Options:
+/// `num_returns = N`, `num_cpus = q`, `num_gpus = q`, `resources(name = q)`,
+/// `crate = "path"`.
+#[proc_macro_attribute]
+pub fn remote(args: TokenStream, input: TokenStream) -> TokenStream {
+    remote::expand(args.into(), input.into()).into()
 }
 
 /// Options of one remote method: `#[method(num_returns = N)]`, or

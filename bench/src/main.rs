@@ -1,0 +1,202 @@
+//! The benchmark harness of issue 8: ray against a plain method call, the
+//! raw-tokio floor and (with `--features peers`) kameo, ractor and actix.
+//!
+//! ```sh
+//! cargo run -p ray-bench --release --features peers            # the full table
+//! cargo run -p ray-bench --features peers -- --tiny            # CI's smoke run
+//! cargo run -p ray-bench --release -- --rounds 3 --only W1,W3  # a subset
+//! ```
+//!
+//! Every column runs in this one process; within each round every column runs
+//! each workload once, in round-robin order (rotated each round), so machine
+//! noise hits every column alike. Each figure is the median of the rounds.
+
+mod common;
+mod envs;
+#[cfg(feature = "peers")]
+mod peers;
+mod probe;
+mod ray_cols;
+mod report;
+mod tokio_floor;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{Sizes, Workload};
+use envs::{Col, Envs};
+
+/// What the command line asked for.
+#[derive(Debug, Clone)]
+struct Args {
+    tiny: bool,
+    rounds: usize,
+    workloads: Vec<Workload>,
+    memory: bool,
+}
+
+const USAGE: &str = "\
+usage: ray-bench [--tiny] [--rounds R] [--only W1,W2,W3,W4,MEM]
+
+  --tiny        sizes divided by 1000, 1 round (CI's smoke run)
+  --rounds R    rounds per figure (default 5; the median is printed)
+  --only LIST   run only these rows: W1..W4 and MEM (the memory rows)";
+
+fn parse_args(argv: &[String]) -> Result<Args, String> {
+    let mut args = Args {
+        tiny: false,
+        rounds: 5,
+        workloads: Workload::ALL.to_vec(),
+        memory: true,
+    };
+    let mut rounds = None;
+    let mut it = argv.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--tiny" => args.tiny = true,
+            "--rounds" => {
+                let r = it.next().ok_or("--rounds needs a number")?;
+                let r: usize = r
+                    .parse()
+                    .map_err(|_| format!("--rounds {r}: not a number"))?;
+                if r == 0 {
+                    return Err("--rounds must be at least 1".into());
+                }
+                rounds = Some(r);
+            }
+            "--only" => {
+                let list = it.next().ok_or("--only needs a list, e.g. W1,W3")?;
+                args.workloads.clear();
+                args.memory = false;
+                for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    match item.to_ascii_uppercase().as_str() {
+                        "MEM" => args.memory = true,
+                        w => args.workloads.push(
+                            *Workload::ALL
+                                .iter()
+                                .find(|x| x.name() == w)
+                                .ok_or(format!("--only: unknown row `{item}` (W1..W4, MEM)"))?,
+                        ),
+                    }
+                }
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    args.rounds = rounds.unwrap_or(if args.tiny { 1 } else { 5 });
+    Ok(args)
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--probe") {
+        probe::child_main(&argv[1..]);
+        return;
+    }
+    let args = match parse_args(&argv) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("{msg}");
+            std::process::exit(2);
+        }
+    };
+    let started = Instant::now();
+    let sizes = if args.tiny { Sizes::TINY } else { Sizes::FULL };
+    report::print_header(&argv, &args_summary(&args, &sizes));
+
+    let envs = Envs::start();
+    let cols = Col::all();
+
+    // Warm-up: every column runs every workload once at tiny sizes.
+    for &w in &args.workloads {
+        for &c in &cols {
+            envs.run(c, w, Sizes::TINY);
+        }
+    }
+
+    let mut times: HashMap<(Workload, Col), Vec<Duration>> = HashMap::new();
+    for round in 0..args.rounds {
+        eprintln!("round {}/{} ...", round + 1, args.rounds);
+        let mut order = cols.clone();
+        order.rotate_left(round % cols.len());
+        for &w in &args.workloads {
+            for &c in &order {
+                let d = envs.run(c, w, sizes);
+                times.entry((w, c)).or_default().push(d);
+            }
+        }
+    }
+    let checkpoint_calls = ray_cols::should_checkpoint_calls();
+    drop(envs);
+
+    let memory = if args.memory {
+        eprintln!("memory probes ...");
+        Some(probe::measure_all(&sizes))
+    } else {
+        None
+    };
+
+    let medians: HashMap<(Workload, Col), Duration> = times
+        .into_iter()
+        .map(|(key, mut ds)| {
+            ds.sort();
+            (key, ds[ds.len() / 2])
+        })
+        .collect();
+    report::print_table(&cols, &args.workloads, &sizes, &medians, memory.as_ref());
+    report::print_notes(checkpoint_calls, &sizes, memory.is_some());
+    println!("wall time: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+fn args_summary(args: &Args, s: &Sizes) -> String {
+    let ws: Vec<&str> = args.workloads.iter().map(|w| w.name()).collect();
+    format!(
+        "sizes: W1 N={}, W2 M={}, W3 {}x{}, W4 A={}, idle actors {}, {}; \
+         rows {}{}; median of {} round{}, columns interleaved round-robin",
+        s.n,
+        s.m,
+        s.callers,
+        s.k,
+        s.a,
+        s.idle,
+        if s.rss_calls > 0 {
+            format!("RSS after {} calls", s.rss_calls)
+        } else {
+            "no RSS-after-calls probe".to_owned()
+        },
+        ws.join(","),
+        if args.memory { ",MEM" } else { "" },
+        args.rounds,
+        if args.rounds == 1 { "" } else { "s" },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Args, String> {
+        let v: Vec<String> = s.split_whitespace().map(String::from).collect();
+        parse_args(&v)
+    }
+
+    #[test]
+    fn flags() {
+        let a = parse("").unwrap();
+        assert_eq!(
+            (a.tiny, a.rounds, a.workloads.len(), a.memory),
+            (false, 5, 4, true)
+        );
+        let a = parse("--tiny").unwrap();
+        assert_eq!((a.tiny, a.rounds), (true, 1));
+        let a = parse("--tiny --rounds 3 --only w1,W3").unwrap();
+        assert_eq!(a.rounds, 3);
+        assert_eq!(a.workloads, vec![Workload::W1, Workload::W3]);
+        assert!(!a.memory);
+        assert!(parse("--only MEM").unwrap().memory);
+        assert!(parse("--rounds 0").is_err());
+        assert!(parse("--only W9").is_err());
+        assert!(parse("--bogus").is_err());
+    }
+}
