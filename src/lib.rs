@@ -3,11 +3,12 @@
 
 pub use ray_core::{
     actor, call, checkpoint, config, current_task_id, error, error_info, executor, function, get,
-    get_actor, ids, init, is_initialized, kill, object, put, runtime, sqlite, wait, ActorClass,
-    ActorHandle, ActorHandleId, ActorId, ActorOptions, Arg, BoxError, Checkpoint,
-    CheckpointContext, CheckpointId, Checkpointable, Config, EnterGuard, Error, ErrorInfo,
-    ErrorKind, FunctionDescriptor, IntoArg, MemoryStore, MethodDescriptor, ObjectId, ObjectRef,
-    Ray, Receiver, Result, TaskId, TaskOptions, INFINITE_RECONSTRUCTION, MAX_NUM_RETURNS,
+    get_actor, get_checkpoints_for_actor, ids, init, is_initialized, kill, object, put, runtime,
+    sqlite, wait, ActorClass, ActorHandle, ActorHandleId, ActorId, ActorOptions, Arg, BoxError,
+    Checkpoint, CheckpointContext, CheckpointId, CheckpointPolicy, CheckpointRecord,
+    CheckpointStore, Checkpointable, Config, EnterGuard, Error, ErrorInfo, ErrorKind,
+    FunctionDescriptor, IntoArg, MemoryStore, MethodDescriptor, ObjectId, ObjectRef, Ray, Receiver,
+    Result, TaskId, TaskOptions, INFINITE_RECONSTRUCTION, MAX_NUM_RETURNS,
 };
 pub use ray_macros::{actor, method, remote};
 

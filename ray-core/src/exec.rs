@@ -289,7 +289,7 @@ impl<A> Checkpointer<A> {
         &mut self,
         actor: &mut A,
         info: &ActorInfo,
-        frontier: crate::executor::FrontierSnapshot,
+        frontier: impl FnOnce() -> crate::executor::FrontierSnapshot,
     ) {
         self.since += 1;
         let ctx = CheckpointContext {
@@ -325,7 +325,7 @@ impl<A> Checkpointer<A> {
         let record = CheckpointRecord {
             checkpoint_id: CheckpointId::random(),
             timestamp: now_ms(),
-            frontier,
+            frontier: frontier(),
             state,
         };
         let id = record.checkpoint_id;
@@ -433,9 +433,13 @@ impl<A: ActorClass> ActorCore<A> {
         }
         if outcome.ran {
             if let Some(c) = &mut self.checkpointer {
-                let mut snapshot = self.frontier.snapshot();
-                snapshot.next.insert(handle, counter + 1);
-                c.after_call(&mut self.actor, info, snapshot);
+                let frontier = &self.frontier;
+                c.after_call(&mut self.actor, info, || {
+                    // The frontier including the call just finished.
+                    let mut snapshot = frontier.snapshot();
+                    snapshot.next.insert(handle, counter + 1);
+                    snapshot
+                });
             }
         }
         if let Some(unseen) = body.finish() {

@@ -83,7 +83,11 @@ macro_rules! define_id {
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-                d.deserialize_any(IdVisitor).map(Self)
+                if d.is_human_readable() {
+                    d.deserialize_str(IdVisitor).map(Self)
+                } else {
+                    d.deserialize_bytes(IdVisitor).map(Self)
+                }
             }
         }
     };
@@ -212,6 +216,20 @@ mod tests {
         assert!(ActorHandleId::NIL.is_nil());
         assert!(ActorId::from_hex("xyz").is_err());
         assert_ne!(ActorId::random(), ActorId::random());
+    }
+
+    #[test]
+    fn ids_round_trip_through_compact_and_text_formats() {
+        let id = ActorHandleId::random();
+        let bytes = postcard::to_allocvec(&id).unwrap();
+        assert_eq!(postcard::from_bytes::<ActorHandleId>(&bytes).unwrap(), id);
+        let mut map = std::collections::BTreeMap::new();
+        map.insert(id, 3u64);
+        let bytes = postcard::to_allocvec(&map).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<std::collections::BTreeMap<ActorHandleId, u64>>(&bytes).unwrap(),
+            map
+        );
     }
 
     #[test]

@@ -37,5 +37,6 @@ pub use function::{FunctionDescriptor, TaskOptions};
 pub use ids::{ActorHandleId, ActorId, CheckpointId, ObjectId, TaskId};
 pub use object::{get, put, wait, ObjectRef};
 pub use runtime::{
-    current_task_id, error_info, init, is_initialized, EnterGuard, ErrorInfo, ErrorKind, Ray,
+    current_task_id, error_info, get_checkpoints_for_actor, init, is_initialized, EnterGuard,
+    ErrorInfo, ErrorKind, Ray,
 };
