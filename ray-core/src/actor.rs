@@ -152,6 +152,10 @@ pub(crate) struct ActorInfo {
     /// Handle IDs given out by deserialization, to refuse a second handle with
     /// the same ID (its counters would collide with the first one's).
     deserialized: Mutex<HashSet<ActorHandleId>>,
+    /// A crash requested by `kill(.., no_restart = false)`, with its cause.
+    crash: Mutex<Option<String>>,
+    crash_notify: tokio::sync::Notify,
+    restarts: std::sync::atomic::AtomicU64,
 }
 
 impl ActorInfo {
@@ -163,6 +167,9 @@ impl ActorInfo {
             stop_requested: AtomicBool::new(false),
             death: Mutex::new(None),
             deserialized: Mutex::new(HashSet::new()),
+            crash: Mutex::new(None),
+            crash_notify: tokio::sync::Notify::new(),
+            restarts: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -185,6 +192,34 @@ impl ActorInfo {
     pub(crate) fn set_dead(&self, err: Error) -> Error {
         let mut d = lock(&self.death);
         d.get_or_insert(err).clone()
+    }
+
+    /// Asks the actor to crash (and be rebuilt if it has restarts left).
+    pub(crate) fn request_crash(&self, cause: String) {
+        *lock(&self.crash) = Some(cause);
+        self.crash_notify.notify_waiters();
+    }
+
+    /// Resolves once a crash is requested, with its cause (not taken).
+    pub(crate) async fn crash_requested(&self) -> String {
+        loop {
+            let mut n = std::pin::pin!(self.crash_notify.notified());
+            n.as_mut().enable();
+            if let Some(c) = lock(&self.crash).clone() {
+                return c;
+            }
+            n.await;
+        }
+    }
+
+    /// Takes the pending crash request, if any.
+    pub(crate) fn take_crash_request(&self) -> Option<String> {
+        lock(&self.crash).take()
+    }
+
+    /// Counts one restart.
+    pub(crate) fn note_restart(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn stop_requested(&self) -> bool {
@@ -311,16 +346,32 @@ impl<A: ActorClass> RawHandle<A> {
         }
     }
 
-    /// Kills the actor (see `ray::kill`).
-    pub fn kill(&self, cause: String) {
+    /// Kills the actor (see `ray::kill`): `restart` makes it a crash, rebuilt
+    /// when the actor has restarts left.
+    pub fn kill(&self, cause: String, restart: bool) {
+        let info = &self.shared.info;
         match &self.shared.mode {
             Mode::Remote(tx) => {
-                request_stop(&self.shared.info, cause);
+                if restart {
+                    info.request_crash(cause);
+                } else {
+                    request_stop(info, cause);
+                }
                 let _ = tx.send(Msg::Wake);
             }
             Mode::Local(state) => {
-                let err = self.shared.info.set_dead(self.shared.info.died(cause));
-                *lock(state) = Err(err);
+                let mut state = lock(state);
+                if restart {
+                    info.request_crash(cause);
+                    if let (Ok(core), Some(rt)) = (&mut *state, info.runtime()) {
+                        if let Err(e) = rt.block_local(core.crash_if_requested(info)) {
+                            *state = Err(e);
+                        }
+                    }
+                } else {
+                    let err = info.set_dead(info.died(cause));
+                    *state = Err(err);
+                }
             }
             Mode::Detached(_) => {}
         }
@@ -535,7 +586,7 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
         if let Some(wait) = ctor.wait_ready() {
             rt.block_local(wait);
         }
-        let state = ActorCore::build(&info, &*ctor).map_err(|m| {
+        let state = ActorCore::build(&info, ctor, options.max_reconstructions).map_err(|m| {
             let err = info.set_dead(creation_failed(m));
             info.report(ErrorKind::ActorDied, err.to_string());
             err
@@ -567,7 +618,7 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
                 shared: Arc::downgrade(&shared),
             }),
         )?;
-        rt.spawn(actor_main(info, rx, ctor));
+        rt.spawn(actor_main(info, rx, ctor, options.max_reconstructions));
         shared
     };
     Ok(A::Handle::__from_raw(RawHandle {
@@ -589,5 +640,5 @@ pub fn kill<H: ActorHandle>(handle: &H, no_restart: bool) {
     } else {
         "killed by ray::kill (no_restart = false)"
     };
-    handle.__raw().kill(cause.to_owned());
+    handle.__raw().kill(cause.to_owned(), !no_restart);
 }

@@ -21,7 +21,11 @@ pub struct Config {
     pub(crate) checkpoint_dir: Option<PathBuf>,
     pub(crate) checkpoints_to_keep: usize,
     pub(crate) worker_threads: Option<usize>,
+    pub(crate) max_replay_log: usize,
 }
+
+/// Default cap of an actor's replay log, in calls.
+pub const DEFAULT_MAX_REPLAY_LOG: usize = 100_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -33,6 +37,7 @@ impl Default for Config {
             checkpoint_dir: None,
             checkpoints_to_keep: DEFAULT_CHECKPOINTS_TO_KEEP,
             worker_threads: None,
+            max_replay_log: DEFAULT_MAX_REPLAY_LOG,
         }
     }
 }
@@ -79,6 +84,15 @@ impl Config {
     /// machine's cores). Ignored inside a tokio runtime, whose workers are used.
     pub fn worker_threads(mut self, n: usize) -> Self {
         self.worker_threads = Some(n);
+        self
+    }
+
+    /// Cap of each actor's replay log, in calls (default 100 000). Past it, a
+    /// checkpointable actor is checkpointed at once and its log restarts from
+    /// there; any other actor stops logging (after a crash it restarts from its
+    /// constructor alone), and the error stream says so.
+    pub fn max_replay_log(mut self, calls: usize) -> Self {
+        self.max_replay_log = calls.max(1);
         self
     }
 

@@ -13,6 +13,7 @@ mod block;
 pub mod call;
 pub mod checkpoint;
 pub mod config;
+mod core;
 pub mod error;
 mod exec;
 pub mod executor;

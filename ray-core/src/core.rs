@@ -1,0 +1,636 @@
+//! The actor core: one live actor's state, its frontier, its checkpoint
+//! policy and its replay log, and what happens when it dies (SEMANTICS §7-8).
+//!
+//! Calls run one at a time in frontier order. After each completed call the
+//! checkpoint policy runs, then the result is delivered, then (when the class
+//! allows restarts) a copy of the call goes to the replay log. When the actor
+//! dies with restarts left (a method panicked, or `kill(.., false)`), it is
+//! rebuilt: the constructor runs again with the original arguments, a
+//! checkpoint is restored (newest first, falling back to older ones), and the
+//! logged calls completed after that checkpoint's frontier are replayed in
+//! their original order without delivering results again.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Instant;
+
+use crate::actor::{ActorClass, ActorInfo};
+use crate::block::block_on;
+use crate::call::MethodDescriptor;
+use crate::checkpoint::{
+    Checkpoint, CheckpointContext, CheckpointPolicy, CheckpointRecord, CheckpointStore, PolicyKind,
+};
+use crate::error::Error;
+use crate::exec::{CallBody, CtorBody, Envelope, Running};
+use crate::executor::{Frontier, FrontierSnapshot, Offer};
+use crate::ids::{ActorHandleId, CheckpointId};
+use crate::runtime::{self, CallInfo, ErrorKind};
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Whether `f` is at or past `floor` for every handle `floor` knows.
+fn covers(f: &FrontierSnapshot, floor: &FrontierSnapshot) -> bool {
+    floor
+        .next
+        .iter()
+        .all(|(h, n)| f.next.get(h).copied().unwrap_or(0) >= *n)
+}
+
+/// The checkpoint policy of one live actor.
+struct Checkpointer<A> {
+    policy: CheckpointPolicy<A>,
+    store: std::sync::Arc<dyn CheckpointStore>,
+    keep: usize,
+    since: u64,
+    last: Instant,
+}
+
+impl<A> Checkpointer<A> {
+    fn report(&self, info: &ActorInfo, msg: String) {
+        info.report(ErrorKind::Checkpoint, msg);
+    }
+
+    /// Reports (once) every expired checkpoint, then forgets it.
+    fn expire(&self, actor: &mut A, info: &ActorInfo) {
+        let expired = match self.store.expire(info.id, self.keep) {
+            Ok(v) => v,
+            Err(e) => return self.report(info, format!("could not expire checkpoints: {e}")),
+        };
+        for id in expired {
+            if let PolicyKind::Hooks { expired, .. } = &self.policy.kind {
+                if let Err(e) = expired(actor, info.id, id) {
+                    self.report(info, format!("checkpoint_expired({id}) failed: {e}"));
+                }
+            }
+            if let Err(e) = self.store.forget(info.id, id) {
+                self.report(
+                    info,
+                    format!("could not forget expired checkpoint {id}: {e}"),
+                );
+            }
+        }
+    }
+
+    /// The policy after one completed call; `force` takes a checkpoint
+    /// whatever the policy says. Returns the new checkpoint, if one was saved.
+    fn after_call(
+        &mut self,
+        actor: &mut A,
+        info: &ActorInfo,
+        force: bool,
+        frontier: impl FnOnce() -> FrontierSnapshot,
+    ) -> Option<CheckpointRecord> {
+        self.since += 1;
+        let ctx = CheckpointContext {
+            actor_id: info.id,
+            num_tasks_since_last_checkpoint: self.since,
+            time_elapsed_ms_since_last_checkpoint: self.last.elapsed().as_millis() as u64,
+        };
+        let (take, state) = match &self.policy.kind {
+            PolicyKind::Hooks { should, .. } => (should(actor, &ctx) || force, None),
+            PolicyKind::Auto {
+                every_calls,
+                every_ms,
+                encode,
+                ..
+            } => {
+                let due = force
+                    || every_calls.is_some_and(|n| ctx.num_tasks_since_last_checkpoint >= n)
+                    || every_ms.is_some_and(|t| ctx.time_elapsed_ms_since_last_checkpoint >= t);
+                if !due {
+                    return None;
+                }
+                match encode(actor) {
+                    Ok(bytes) => (true, Some(bytes)),
+                    Err(e) => {
+                        self.report(info, format!("could not encode the actor's state: {e}"));
+                        return None;
+                    }
+                }
+            }
+        };
+        if !take {
+            return None;
+        }
+        let record = CheckpointRecord {
+            checkpoint_id: CheckpointId::random(),
+            timestamp: now_ms(),
+            frontier: frontier(),
+            state,
+        };
+        let id = record.checkpoint_id;
+        if let Err(e) = self.store.begin(info.id, &record) {
+            self.report(info, format!("could not record checkpoint {id}: {e}"));
+            return None;
+        }
+        let saved = match &self.policy.kind {
+            PolicyKind::Hooks { save, .. } => save(actor, info.id, id).map_err(|e| e.to_string()),
+            PolicyKind::Auto { .. } => Ok(()),
+        };
+        match saved.and_then(|()| self.store.commit(info.id, id).map_err(|e| e.to_string())) {
+            Ok(()) => {
+                self.expire(actor, info);
+                self.since = 0;
+                self.last = Instant::now();
+                Some(record)
+            }
+            Err(e) => {
+                self.report(info, format!("save_checkpoint({id}) failed: {e}"));
+                let _ = self.store.forget(info.id, id);
+                None
+            }
+        }
+    }
+
+    /// Restore (SEMANTICS §7): offer the `available` checkpoints newest first;
+    /// on an error, or an ID not in the list, report it, construct afresh and
+    /// offer the list without its newest entry, until one loads or none is
+    /// left. Returns the actor and the checkpoint it was restored from.
+    fn restore(
+        &self,
+        info: &ActorInfo,
+        ctor: &dyn CtorBody<A>,
+        mut actor: A,
+        mut available: Vec<CheckpointRecord>,
+    ) -> Result<(A, Option<CheckpointRecord>), String> {
+        while !available.is_empty() {
+            let public: Vec<Checkpoint> =
+                available.iter().map(CheckpointRecord::checkpoint).collect();
+            let loaded: Result<Option<CheckpointId>, String> = match &self.policy.kind {
+                PolicyKind::Hooks { load, .. } => {
+                    load(&mut actor, info.id, &public).map_err(|e| e.to_string())
+                }
+                PolicyKind::Auto { decode, .. } => {
+                    let newest = &available[0];
+                    match newest.state.as_deref().map(decode) {
+                        Some(Ok(state)) => {
+                            actor = state;
+                            Ok(Some(newest.checkpoint_id))
+                        }
+                        Some(Err(e)) => Err(format!(
+                            "state of checkpoint {} does not decode: {e}",
+                            newest.checkpoint_id
+                        )),
+                        None => Err(format!("checkpoint {} has no state", newest.checkpoint_id)),
+                    }
+                }
+            };
+            match loaded {
+                Ok(None) => return Ok((actor, None)),
+                Ok(Some(id)) => {
+                    if let Some(pos) = available.iter().position(|r| r.checkpoint_id == id) {
+                        return Ok((actor, Some(available.swap_remove(pos))));
+                    }
+                    self.report(
+                        info,
+                        format!("load_checkpoint returned {id}, which is not one of the available checkpoints"),
+                    );
+                }
+                Err(e) => self.report(info, format!("load_checkpoint failed: {e}")),
+            }
+            available.remove(0);
+            actor = ctor.construct()?;
+        }
+        Ok((actor, None))
+    }
+}
+
+/// One completed call, kept for replay.
+struct Logged<A: 'static> {
+    handle: ActorHandleId,
+    counter: u64,
+    desc: &'static MethodDescriptor,
+    body: Box<dyn CallBody<A>>,
+}
+
+/// The replay log (SEMANTICS §8): completed calls in execution order. While
+/// under its cap it reaches back to creation, so every kept checkpoint can be
+/// restored and replayed from, and replay from creation recovers the state
+/// even when no checkpoint loads. Cost per logged call: one boxed copy of the
+/// call (its arguments, cloned, plus about 40 bytes) and 48 bytes of index.
+struct ReplayLog<A: 'static> {
+    entries: VecDeque<Logged<A>>,
+    /// `None`: the log reaches back to creation. `Some(f)`: calls below `f`
+    /// were dropped, so only checkpoints at or past `f` can be replayed from.
+    floor: Option<FrontierSnapshot>,
+    /// Past the cap a non-checkpointable actor stops logging.
+    enabled: bool,
+    cap: usize,
+}
+
+impl<A> ReplayLog<A> {
+    /// Drops the calls at or below `f`, which becomes the new floor.
+    fn truncate_to(&mut self, f: FrontierSnapshot) {
+        self.entries
+            .retain(|e| e.counter >= f.next.get(&e.handle).copied().unwrap_or(0));
+        self.floor = Some(f);
+    }
+}
+
+/// Why a call did not complete normally.
+pub(crate) enum Death<A: 'static> {
+    /// The method panicked (the call has its error already).
+    Panic(String),
+    /// `kill(.., no_restart = false)` interrupted the call: run it again once
+    /// the actor is back.
+    Killed(Envelope<A>, String),
+}
+
+/// A live actor: its state, its frontier, its checkpoint policy and its
+/// replay log.
+pub(crate) struct ActorCore<A: 'static> {
+    pub(crate) actor: A,
+    pub(crate) frontier: Frontier<Envelope<A>>,
+    checkpointer: Option<Checkpointer<A>>,
+    ctor: Box<dyn CtorBody<A>>,
+    restarts_left: u64,
+    log: Option<ReplayLog<A>>,
+    /// The checkpoint restored at creation (its frontier belongs to handles
+    /// of an earlier program, so it is replayed from the start of the log).
+    creation_checkpoint: Option<CheckpointId>,
+    /// Checkpoints taken by this incarnation of the program.
+    taken: HashSet<CheckpointId>,
+}
+
+impl<A: ActorClass> ActorCore<A> {
+    /// Builds the actor: constructor, then (for checkpointing classes) restore
+    /// from the newest checkpoint that loads. At creation every handle is new,
+    /// so the restored state is kept and the frontier starts fresh.
+    pub(crate) fn build(
+        info: &ActorInfo,
+        ctor: Box<dyn CtorBody<A>>,
+        max_reconstructions: u64,
+    ) -> Result<Self, String> {
+        let mut actor = ctor.construct()?;
+        let mut frontier = Frontier::new();
+        frontier.advance_to(ActorHandleId::NIL, 0);
+        let rt = info.runtime();
+        let mut creation_checkpoint = None;
+        let checkpointer = match (A::checkpoint_policy(), &rt) {
+            (Some(policy), Some(rt)) => {
+                let keep = match &policy.kind {
+                    PolicyKind::Auto { keep: Some(k), .. } => *k,
+                    _ => rt.config.checkpoints_to_keep,
+                };
+                let c = Checkpointer {
+                    policy,
+                    store: rt.checkpoint_store(),
+                    keep,
+                    since: 0,
+                    last: Instant::now(),
+                };
+                let available = c.store.list(info.id).unwrap_or_else(|e| {
+                    c.report(info, format!("could not list checkpoints: {e}"));
+                    Vec::new()
+                });
+                let (restored, loaded) = c.restore(info, &*ctor, actor, available)?;
+                actor = restored;
+                creation_checkpoint = loaded.map(|r| r.checkpoint_id);
+                c.expire(&mut actor, info);
+                Some(c)
+            }
+            _ => None,
+        };
+        let log = (max_reconstructions > 0).then(|| ReplayLog {
+            entries: VecDeque::new(),
+            floor: None,
+            enabled: true,
+            cap: rt
+                .as_ref()
+                .map_or(usize::MAX, |rt| rt.config.max_replay_log),
+        });
+        Ok(ActorCore {
+            actor,
+            frontier,
+            checkpointer,
+            ctor,
+            restarts_left: max_reconstructions,
+            log,
+            creation_checkpoint,
+            taken: HashSet::new(),
+        })
+    }
+
+    fn logging(&self) -> bool {
+        self.log.as_ref().is_some_and(|l| l.enabled)
+    }
+
+    /// Runs one ready call: waits for its arguments, runs it, runs the
+    /// checkpoint policy, delivers the result, logs the call for replay.
+    pub(crate) async fn execute(
+        &mut self,
+        info: &ActorInfo,
+        env: Envelope<A>,
+    ) -> Result<(), Death<A>> {
+        let Envelope {
+            handle,
+            counter,
+            desc,
+            mut body,
+        } = env;
+        if !body.is_ready() {
+            body.wait_ready().await;
+        }
+        let keep_args = self.logging();
+        let outer = runtime::swap_current_call(Some(CallInfo {
+            actor: info.id,
+            handle,
+            counter,
+        }));
+        let outcome = match body.run(&mut self.actor, desc, keep_args) {
+            Running::Done(o) => Ok(o),
+            Running::Pending(f) => {
+                // An async call can be interrupted by a crash request.
+                tokio::select! {
+                    biased;
+                    o = f => Ok(o),
+                    cause = info.crash_requested() => {
+                        let _ = info.take_crash_request();
+                        Err(cause)
+                    }
+                }
+            }
+        };
+        runtime::swap_current_call(outer);
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(cause) if keep_args => {
+                let env = Envelope {
+                    handle,
+                    counter,
+                    desc,
+                    body,
+                };
+                return Err(Death::Killed(env, cause));
+            }
+            Err(cause) => {
+                // Without restarts there is nothing to retry on.
+                let _ = body.fail(info.died(cause.clone()));
+                return Err(Death::Panic(cause));
+            }
+        };
+        if let Some(p) = outcome.panic {
+            let _ = body.finish();
+            return Err(Death::Panic(format!(
+                "method {}.{} panicked: {p}",
+                desc.class_name, desc.name
+            )));
+        }
+        let over_cap = self
+            .log
+            .as_ref()
+            .is_some_and(|l| l.enabled && l.entries.len() >= l.cap);
+        if outcome.ran {
+            if let Some(c) = &mut self.checkpointer {
+                let frontier = &self.frontier;
+                let taken = c.after_call(&mut self.actor, info, over_cap, || {
+                    // The frontier including the call just finished.
+                    let mut snapshot = frontier.snapshot();
+                    snapshot.next.insert(handle, counter + 1);
+                    snapshot
+                });
+                if let Some(record) = taken {
+                    self.taken.insert(record.checkpoint_id);
+                    self.after_checkpoint(record);
+                }
+            }
+        }
+        let (unseen, replay) = body.finish();
+        if let Some(unseen) = unseen {
+            info.report(
+                ErrorKind::TaskFailed,
+                format!(
+                    "fire-and-forget call {}.{} failed: {unseen}",
+                    desc.class_name, desc.name
+                ),
+            );
+        }
+        if let (Some(log), Some(body)) = (&mut self.log, replay) {
+            if log.enabled {
+                // A checkpoint taken for this call already covers it.
+                let covered = log
+                    .floor
+                    .as_ref()
+                    .is_some_and(|f| counter < f.next.get(&handle).copied().unwrap_or(0));
+                if !covered {
+                    log.entries.push_back(Logged {
+                        handle,
+                        counter,
+                        desc,
+                        body,
+                    });
+                }
+                if log.entries.len() > log.cap && self.checkpointer.is_none() {
+                    log.enabled = false;
+                    log.entries.clear();
+                    log.floor = Some(self.frontier.snapshot());
+                    info.report(
+                        ErrorKind::ActorDied,
+                        format!(
+                            "the replay log passed its cap of {} calls: this actor stops logging and, if it crashes, restarts from its constructor alone",
+                            log.cap
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a checkpoint. The log keeps reaching back to creation while it
+    /// is under its cap (so even when no checkpoint loads, replay from
+    /// creation recovers the state); past the cap, the checkpoint just taken
+    /// (a forced one) becomes its floor.
+    fn after_checkpoint(&mut self, record: CheckpointRecord) {
+        if let Some(log) = &mut self.log {
+            if log.entries.len() >= log.cap {
+                log.truncate_to(record.frontier);
+            }
+        }
+    }
+
+    /// Handles a crash requested while idle (`kill(.., false)`).
+    pub(crate) async fn crash_if_requested(&mut self, info: &ActorInfo) -> Result<(), Error> {
+        match info.take_crash_request() {
+            Some(cause) => self.rebuild_or_die(info, cause).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Offers a call to the frontier and runs it, and every buffered call it
+    /// unblocks, in order. `Err` means the actor is dead.
+    pub(crate) async fn admit(&mut self, info: &ActorInfo, env: Envelope<A>) -> Result<(), Error> {
+        let mut next = match self.frontier.offer(env.handle, env.counter, env) {
+            Offer::Ready(env) => Some(env),
+            Offer::Buffered => None,
+            // A duplicate never runs twice; dropping it drops only its own
+            // result senders.
+            Offer::Duplicate(_) => None,
+        };
+        while let Some(env) = next {
+            if info.stop_requested() {
+                env.fail(info.death_error(), info);
+                return Err(info.death_error());
+            }
+            self.crash_if_requested(info).await?;
+            let handle = env.handle;
+            match self.execute(info, env).await {
+                Ok(()) => next = self.frontier.complete(&handle),
+                Err(Death::Panic(cause)) => {
+                    self.rebuild_or_die(info, cause).await?;
+                    // The panicking call failed and is not replayed.
+                    next = self.frontier.complete(&handle);
+                }
+                Err(Death::Killed(env, cause)) => match self.rebuild_or_die(info, cause).await {
+                    // The interrupted call runs again on the rebuilt actor.
+                    Ok(()) => next = Some(env),
+                    Err(e) => {
+                        env.fail(e.clone(), info);
+                        return Err(e);
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a call synchronously (local mode).
+    pub(crate) fn admit_blocking(
+        &mut self,
+        info: &ActorInfo,
+        env: Envelope<A>,
+    ) -> Result<(), Error> {
+        match info.runtime() {
+            Some(rt) => rt.block_local(self.admit(info, env)),
+            None => block_on(self.admit(info, env)),
+        }
+    }
+
+    /// The actor died of `cause`: rebuild it if it has restarts left,
+    /// otherwise record the death (`Err`: every later call gets it).
+    async fn rebuild_or_die(&mut self, info: &ActorInfo, cause: String) -> Result<(), Error> {
+        let mut cause = cause;
+        loop {
+            if self.restarts_left == 0 {
+                let err = info.set_dead(info.died(cause));
+                info.report(ErrorKind::ActorDied, err.to_string());
+                return Err(err);
+            }
+            self.restarts_left -= 1;
+            info.report(
+                ErrorKind::ActorDied,
+                format!(
+                    "actor {}({}) crashed ({cause}); reconstructing it, {} restart(s) left after this one",
+                    A::NAME,
+                    info.id,
+                    self.restarts_left
+                ),
+            );
+            info.note_restart();
+            match self.rebuild(info).await {
+                Ok(()) => return Ok(()),
+                Err(again) => cause = again,
+            }
+        }
+    }
+
+    /// Constructor, restore, replay. `Err(cause)` when the rebuild itself
+    /// failed (constructor error, a replayed call panicking).
+    async fn rebuild(&mut self, info: &ActorInfo) -> Result<(), String> {
+        let fresh = self.ctor.construct()?;
+        let mut restored = None;
+        let actor = match &self.checkpointer {
+            Some(c) => {
+                let available: Vec<CheckpointRecord> = c
+                    .store
+                    .list(info.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|r| self.replayable_from(r))
+                    .collect();
+                let (actor, loaded) = c.restore(info, &*self.ctor, fresh, available)?;
+                restored = loaded;
+                actor
+            }
+            None => fresh,
+        };
+        self.actor = actor;
+        let from_start = match &restored {
+            Some(r) => Some(r.checkpoint_id) == self.creation_checkpoint,
+            None => self.creation_checkpoint.is_none(),
+        };
+        let Some(log) = &mut self.log else {
+            return Ok(());
+        };
+        let reaches = log.enabled && log.floor.is_none();
+        if restored.is_none() && !(from_start && reaches) {
+            info.report(
+                ErrorKind::ActorDied,
+                format!(
+                    "actor {}({}) restarted from its constructor alone: no checkpoint loaded and the replay log no longer reaches back to creation, so its earlier state is lost",
+                    A::NAME,
+                    info.id
+                ),
+            );
+            log.entries.clear();
+            log.floor = Some(self.frontier.snapshot());
+            return Ok(());
+        }
+        let after = match (&restored, from_start) {
+            (Some(r), false) => Some(r.frontier.clone()),
+            _ => None,
+        };
+        let entries = std::mem::take(&mut log.entries);
+        let mut kept = VecDeque::with_capacity(entries.len());
+        for mut e in entries {
+            let replay = after
+                .as_ref()
+                .is_none_or(|f| e.counter >= f.next.get(&e.handle).copied().unwrap_or(0));
+            if replay {
+                let outer = runtime::swap_current_call(Some(CallInfo {
+                    actor: info.id,
+                    handle: e.handle,
+                    counter: e.counter,
+                }));
+                let outcome = match e.body.run(&mut self.actor, e.desc, true) {
+                    Running::Done(o) => o,
+                    Running::Pending(f) => f.await,
+                };
+                runtime::swap_current_call(outer);
+                if let Some(p) = outcome.panic {
+                    return Err(format!(
+                        "replaying {}.{} panicked: {p}",
+                        e.desc.class_name, e.desc.name
+                    ));
+                }
+                let (_, body) = e.body.finish();
+                match body {
+                    Some(body) => e.body = body,
+                    None => continue,
+                }
+            }
+            kept.push_back(e);
+        }
+        if let Some(log) = &mut self.log {
+            log.entries = kept;
+        }
+        Ok(())
+    }
+
+    /// Whether the log can rebuild the state from checkpoint `r`.
+    fn replayable_from(&self, r: &CheckpointRecord) -> bool {
+        let Some(log) = &self.log else {
+            // Without a log, any checkpoint is as good as it gets.
+            return true;
+        };
+        if Some(r.checkpoint_id) == self.creation_checkpoint {
+            return log.enabled && log.floor.is_none();
+        }
+        self.taken.contains(&r.checkpoint_id)
+            && log.enabled
+            && log.floor.as_ref().is_none_or(|f| covers(&r.frontier, f))
+    }
+}
