@@ -18,6 +18,7 @@ mod peers;
 mod probe;
 mod ray_cols;
 mod report;
+mod store;
 mod tokio_floor;
 
 use std::collections::HashMap;
@@ -146,6 +147,7 @@ fn main() {
         .collect();
     report::print_table(&cols, &args.workloads, &sizes, &medians, memory.as_ref());
     report::print_notes(checkpoint_calls, &sizes, memory.is_some());
+    store::print(if args.tiny { 20 } else { 2000 });
     println!("wall time: {:.1} s", started.elapsed().as_secs_f64());
 }
 
