@@ -26,6 +26,32 @@ pub use ray_core::__private;
 /// The book's pages, compiled and run as doctests so no snippet rots.
 #[cfg(doctest)]
 mod book {
+    #[doc = include_str!("../book/src/introduction.md")]
+    struct Introduction;
+    #[doc = include_str!("../book/src/quickstart.md")]
+    struct Quickstart;
+    #[doc = include_str!("../book/src/actors.md")]
+    struct Actors;
     #[doc = include_str!("../book/src/handles.md")]
     struct Handles;
+    #[doc = include_str!("../book/src/returns.md")]
+    struct Returns;
+    #[doc = include_str!("../book/src/objects.md")]
+    struct Objects;
+    #[doc = include_str!("../book/src/remote_functions.md")]
+    struct RemoteFunctions;
+    #[doc = include_str!("../book/src/local_mode.md")]
+    struct LocalMode;
+    #[doc = include_str!("../book/src/named.md")]
+    struct Named;
+    #[doc = include_str!("../book/src/checkpointing.md")]
+    struct Checkpointing;
+    #[doc = include_str!("../book/src/fault_tolerance.md")]
+    struct FaultTolerance;
+    #[doc = include_str!("../book/src/coming_from_ray.md")]
+    struct ComingFromRay;
+    #[doc = include_str!("../book/src/macro_reference.md")]
+    struct MacroReference;
+    #[doc = include_str!("../book/src/architecture.md")]
+    struct Architecture;
 }

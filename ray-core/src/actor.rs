@@ -239,7 +239,7 @@ impl ActorInfo {
 
 enum Mode<A: 'static> {
     Remote(mpsc::UnboundedSender<Msg<A>>),
-    Local(Mutex<std::result::Result<ActorCore<A>, Error>>),
+    Local(Box<Mutex<std::result::Result<ActorCore<A>, Error>>>),
     /// A deserialized handle whose actor this runtime does not know: every
     /// call fails at once with this error.
     Detached(Error),
@@ -593,7 +593,7 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
         });
         let shared = Arc::new(ActorShared {
             info: info.clone(),
-            mode: Mode::Local(Mutex::new(state)),
+            mode: Mode::Local(Box::new(Mutex::new(state))),
         });
         rt.register(
             id,

@@ -497,15 +497,18 @@ impl<A: ActorClass> ActorCore<A> {
         Ok(())
     }
 
-    /// Runs a call synchronously (local mode).
+    /// Runs a call synchronously (local mode). A synchronous method with its
+    /// arguments at hand runs right here; an `async` one is driven by the
+    /// runtime's local-mode helper, which also drives its timers.
     pub(crate) fn admit_blocking(
         &mut self,
         info: &ActorInfo,
         env: Envelope<A>,
     ) -> Result<(), Error> {
+        let inline = !env.desc.is_async && env.body.is_ready();
         match info.runtime() {
-            Some(rt) => rt.block_local(self.admit(info, env)),
-            None => block_on(self.admit(info, env)),
+            Some(rt) if !inline => rt.block_local(self.admit(info, env)),
+            _ => block_on(self.admit(info, env)),
         }
     }
 

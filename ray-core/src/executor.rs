@@ -46,16 +46,42 @@ impl<T> Default for Lane<T> {
     }
 }
 
+/// Hashes a handle ID by its first 8 bytes: IDs are SHA-1 outputs or random,
+/// so those bytes are already uniformly spread (and SipHash per call showed up
+/// in profiles).
+#[derive(Default, Clone, Copy, Debug)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(b);
+            if chunk.len() == 8 {
+                // The first full word decides; later ones only mix in.
+                self.0 = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            }
+        }
+    }
+}
+
+type IdMap<V> = HashMap<ActorHandleId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// The per-actor frontier with its reorder buffers. `T` is the queued call.
 #[derive(Debug)]
 pub struct Frontier<T> {
-    lanes: HashMap<ActorHandleId, Lane<T>>,
+    lanes: IdMap<Lane<T>>,
 }
 
 impl<T> Default for Frontier<T> {
     fn default() -> Self {
         Frontier {
-            lanes: HashMap::new(),
+            lanes: IdMap::default(),
         }
     }
 }

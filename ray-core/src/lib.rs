@@ -20,6 +20,7 @@ pub mod executor;
 pub mod function;
 pub mod ids;
 pub mod object;
+pub mod resources;
 pub mod runtime;
 pub mod sqlite;
 

@@ -15,16 +15,51 @@ use crate::error::{Error, Result};
 use crate::ids::ObjectId;
 
 enum State<T> {
-    Pending(Vec<Waker>),
+    Pending(Waiters),
     Ready(Result<T>),
 }
 
+/// Who waits for an object: usually one task, kept inline (no allocation).
+#[derive(Default)]
+struct Waiters {
+    first: Option<Waker>,
+    rest: Vec<Waker>,
+}
+
+impl Waiters {
+    fn register(&mut self, w: &Waker) {
+        match &self.first {
+            None => self.first = Some(w.clone()),
+            Some(f) if f.will_wake(w) => {}
+            Some(_) => {
+                if !self.rest.iter().any(|r| r.will_wake(w)) {
+                    self.rest.push(w.clone());
+                }
+            }
+        }
+    }
+
+    fn wake_all(self) {
+        if let Some(f) = self.first {
+            f.wake();
+        }
+        for w in self.rest {
+            w.wake();
+        }
+    }
+}
+
 struct Slot<T> {
-    id: ObjectId,
+    /// Drawn on first use: most objects are never asked for their ID.
+    id: std::sync::OnceLock<ObjectId>,
     state: Mutex<State<T>>,
 }
 
 impl<T> Slot<T> {
+    fn id(&self) -> ObjectId {
+        *self.id.get_or_init(ObjectId::random)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
         // A panic while holding this lock cannot leave the state inconsistent
         // (every critical section is a single assignment), so poisoning is ignored.
@@ -56,7 +91,7 @@ impl<T> fmt::Debug for ObjectRef<T> {
             State::Ready(Ok(_)) => "ready",
             State::Ready(Err(_)) => "failed",
         };
-        write!(f, "ObjectRef({}, {state})", self.slot.id)
+        write!(f, "ObjectRef({}, {state})", self.slot.id())
     }
 }
 
@@ -70,7 +105,7 @@ pub struct ObjectSender<T> {
 impl<T> fmt::Debug for ObjectSender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.slot {
-            Some(s) => write!(f, "ObjectSender({})", s.id),
+            Some(s) => write!(f, "ObjectSender({})", s.id()),
             None => f.write_str("ObjectSender(sent)"),
         }
     }
@@ -78,8 +113,8 @@ impl<T> fmt::Debug for ObjectSender<T> {
 
 pub(crate) fn channel<T>() -> (ObjectRef<T>, ObjectSender<T>) {
     let slot = Arc::new(Slot {
-        id: ObjectId::random(),
-        state: Mutex::new(State::Pending(Vec::new())),
+        id: std::sync::OnceLock::new(),
+        state: Mutex::new(State::Pending(Waiters::default())),
     });
     (
         ObjectRef { slot: slot.clone() },
@@ -99,9 +134,7 @@ fn complete<T>(slot: &Slot<T>, value: Result<T>) {
             }
         }
     };
-    for w in wakers {
-        w.wake();
-    }
+    wakers.wake_all();
 }
 
 impl<T> ObjectSender<T> {
@@ -116,7 +149,7 @@ impl<T> ObjectSender<T> {
 impl<T> Drop for ObjectSender<T> {
     fn drop(&mut self) {
         if let Some(slot) = self.slot.take() {
-            let id = slot.id;
+            let id = slot.id();
             complete(&slot, Err(Error::ObjectLost(id)));
         }
     }
@@ -127,7 +160,7 @@ impl<T> ObjectRef<T> {
     pub(crate) fn ready(value: Result<T>) -> Self {
         ObjectRef {
             slot: Arc::new(Slot {
-                id: ObjectId::random(),
+                id: std::sync::OnceLock::new(),
                 state: Mutex::new(State::Ready(value)),
             }),
         }
@@ -135,7 +168,7 @@ impl<T> ObjectRef<T> {
 
     /// The object's ID.
     pub fn id(&self) -> ObjectId {
-        self.slot.id
+        self.slot.id()
     }
 
     /// Whether the value (or its error) is available, without blocking.
@@ -149,9 +182,7 @@ impl<T> ObjectRef<T> {
         match &mut *state {
             State::Ready(_) => true,
             State::Pending(wakers) => {
-                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                    wakers.push(cx.waker().clone());
-                }
+                wakers.register(cx.waker());
                 false
             }
         }
@@ -191,9 +222,7 @@ impl<T: Clone> ObjectRef<T> {
         match &mut *state {
             State::Ready(r) => Poll::Ready(r.clone()),
             State::Pending(wakers) => {
-                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                    wakers.push(cx.waker().clone());
-                }
+                wakers.register(cx.waker());
                 Poll::Pending
             }
         }
