@@ -2,13 +2,14 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub use ray_core::{
-    actor, call, checkpoint, config, current_task_id, error, error_info, executor, function, get,
-    get_actor, get_checkpoints_for_actor, ids, init, is_initialized, kill, object, put, runtime,
-    sqlite, wait, ActorClass, ActorHandle, ActorHandleId, ActorId, ActorOptions, Arg, BoxError,
-    Checkpoint, CheckpointContext, CheckpointId, CheckpointPolicy, CheckpointRecord,
-    CheckpointStore, Checkpointable, Config, EnterGuard, Error, ErrorInfo, ErrorKind,
-    FunctionDescriptor, IntoArg, MemoryStore, MethodDescriptor, ObjectId, ObjectRef, Ray, Receiver,
-    Result, TaskId, TaskOptions, INFINITE_RECONSTRUCTION, MAX_NUM_RETURNS,
+    actor, available_resources, call, checkpoint, cluster_resources, config, current_task_id,
+    error, error_info, executor, function, get, get_actor, get_checkpoints_for_actor, get_gpu_ids,
+    ids, init, is_initialized, kill, object, put, resources, runtime, sqlite, wait, ActorClass,
+    ActorHandle, ActorHandleId, ActorId, ActorOptions, Arg, BoxError, Checkpoint,
+    CheckpointContext, CheckpointId, CheckpointPolicy, CheckpointRecord, CheckpointStore,
+    Checkpointable, Config, EnterGuard, Error, ErrorInfo, ErrorKind, FunctionDescriptor, IntoArg,
+    MemoryStore, MethodDescriptor, ObjectId, ObjectRef, Ray, Receiver, ResourceSet, Result, TaskId,
+    TaskOptions, INFINITE_RECONSTRUCTION, MAX_NUM_RETURNS,
 };
 pub use ray_macros::{actor, method, remote};
 
@@ -44,6 +45,8 @@ mod book {
     struct LocalMode;
     #[doc = include_str!("../book/src/named.md")]
     struct Named;
+    #[doc = include_str!("../book/src/resources.md")]
+    struct Resources;
     #[doc = include_str!("../book/src/checkpointing.md")]
     struct Checkpointing;
     #[doc = include_str!("../book/src/fault_tolerance.md")]
@@ -54,4 +57,6 @@ mod book {
     struct MacroReference;
     #[doc = include_str!("../book/src/architecture.md")]
     struct Architecture;
+    #[doc = include_str!("../book/src/performance.md")]
+    struct Performance;
 }

@@ -123,7 +123,8 @@ async fn a_failed_dependency_fails_the_call_without_running_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_keeps_input_order_and_honours_num_returns_and_timeout() {
-    let _ray = ray::init(Config::default()).unwrap();
+    // Four default actors whose methods overlap: each method run needs 1 CPU.
+    let _ray = ray::init(Config::default().num_cpus(4)).unwrap();
     let actors: Vec<_> = (0..4).map(|_| Adder::remote().unwrap()).collect();
     let refs = vec![
         actors[0].slow(400, 0),

@@ -562,6 +562,34 @@ impl<A: ActorClass> ActorControl for Registered<A> {
     }
 }
 
+/// Checks an actor's resource request against the node and joins the
+/// placement queue (SEMANTICS §6).
+fn placement(rt: &Arc<RuntimeInner>, options: &ActorOptions) -> Result<crate::exec::Placement> {
+    use crate::exec::Placement;
+    use crate::resources::ResourceSet;
+    if rt.config.local_mode {
+        return Ok(Placement::None);
+    }
+    if options.holds_resources() {
+        let req = ResourceSet::from_parts(
+            options.num_cpus.unwrap_or(1.0),
+            options.num_gpus.unwrap_or(0.0),
+            &options.resources,
+        )?;
+        rt.resources.check_feasible(&req)?;
+        Ok(Placement::Lifetime(rt.resources.acquire(req)))
+    } else {
+        rt.resources
+            .check_feasible(&ResourceSet::one_cpu())
+            .map_err(|e| {
+                Error::invalid(format!(
+                    "an actor declared without resources needs 1 CPU for each method run: {e}"
+                ))
+            })?;
+        Ok(Placement::PerCall(rt.resources.clone()))
+    }
+}
+
 /// Creates an actor with a constructor. Called by generated `remote()`.
 #[doc(hidden)]
 pub fn create_actor<A: ActorClass, Args: ArgTuple>(
@@ -571,6 +599,7 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
 ) -> Result<A::Handle> {
     let rt = runtime::current()?;
     options.validate()?;
+    let placement = placement(&rt, &options)?;
     let id = match &options.name {
         Some(name) => ActorId::for_name(A::NAME, name),
         None => ActorId::random(),
@@ -618,7 +647,13 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
                 shared: Arc::downgrade(&shared),
             }),
         )?;
-        rt.spawn(actor_main(info, rx, ctor, options.max_reconstructions));
+        rt.spawn(actor_main(
+            info,
+            rx,
+            ctor,
+            options.max_reconstructions,
+            placement,
+        ));
         shared
     };
     Ok(A::Handle::__from_raw(RawHandle {

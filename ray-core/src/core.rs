@@ -253,6 +253,9 @@ pub(crate) struct ActorCore<A: 'static> {
     creation_checkpoint: Option<CheckpointId>,
     /// Checkpoints taken by this incarnation of the program.
     taken: HashSet<CheckpointId>,
+    /// For actors declared without resources: the pool each method run takes
+    /// 1 CPU from.
+    pub(crate) cpu_per_call: Option<std::sync::Arc<crate::resources::ResourcePool>>,
 }
 
 impl<A: ActorClass> ActorCore<A> {
@@ -311,6 +314,7 @@ impl<A: ActorClass> ActorCore<A> {
             log,
             creation_checkpoint,
             taken: HashSet::new(),
+            cpu_per_call: None,
         })
     }
 
@@ -334,6 +338,17 @@ impl<A: ActorClass> ActorCore<A> {
         if !body.is_ready() {
             body.wait_ready().await;
         }
+        // A default actor's method run needs 1 CPU from the node.
+        let cpu = match &self.cpu_per_call {
+            Some(pool) => {
+                let one = crate::resources::ResourceSet::one_cpu();
+                Some(match pool.try_acquire(&one) {
+                    Some(a) => a,
+                    None => pool.acquire(one).await,
+                })
+            }
+            None => None,
+        };
         let keep_args = self.logging();
         let outer = runtime::swap_current_call(Some(CallInfo {
             actor: info.id,
@@ -355,6 +370,7 @@ impl<A: ActorClass> ActorCore<A> {
             }
         };
         runtime::swap_current_call(outer);
+        drop(cpu);
         let outcome = match outcome {
             Ok(o) => o,
             Err(cause) if keep_args => {

@@ -23,7 +23,7 @@ pub enum Error {
     /// after an `Err`.
     #[error("{class}.{method} failed: {message}")]
     Task {
-        /// The actor class (or `"remote function"`).
+        /// The actor class, or for a remote function the module it is declared in.
         class: String,
         /// The method or function name.
         method: String,

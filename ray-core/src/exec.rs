@@ -279,20 +279,88 @@ impl<A: Send + 'static, Args: ArgTuple> CtorBody<A> for CtorCall<A, Args> {
 
 /// The actor task: build, run calls until every handle is gone, a stop is
 /// requested or a method panics, then fail whatever is left.
+/// Where an actor's resources come from (SEMANTICS §6).
+pub(crate) enum Placement {
+    /// Local mode: resources are not modelled.
+    None,
+    /// Declared with resource options: held for the actor's life, once placed.
+    Lifetime(crate::resources::Acquire),
+    /// Declared without: 1 CPU from the node for each method run.
+    PerCall(Arc<crate::resources::ResourcePool>),
+}
+
+/// Waits until the actor is placed, keeping the calls that arrive meanwhile.
+/// `None`: the actor was stopped (or lost every handle) before placement.
+async fn place<A>(
+    info: &ActorInfo,
+    rx: &mut mpsc::UnboundedReceiver<Msg<A>>,
+    mut acquire: crate::resources::Acquire,
+    early: &mut Vec<Envelope<A>>,
+) -> Option<crate::resources::Allocation> {
+    loop {
+        tokio::select! {
+            allocation = &mut acquire => return Some(allocation),
+            msg = rx.recv() => match msg {
+                None => {
+                    info.set_dead(info.died("every handle to the actor was dropped before it was placed"));
+                    return None;
+                }
+                Some(Msg::Wake) if info.stop_requested() => return None,
+                // Nothing to crash before the actor exists.
+                Some(Msg::Wake) => drop(info.take_crash_request()),
+                Some(Msg::Call(env)) => early.push(env),
+            },
+        }
+    }
+}
+
+/// The actor task: wait for placement, build, run calls until every handle
+/// is gone, a stop is requested or the actor dies, then fail whatever is left.
 pub(crate) async fn actor_main<A: ActorClass>(
     info: Arc<ActorInfo>,
     mut rx: mpsc::UnboundedReceiver<Msg<A>>,
     ctor: Box<dyn CtorBody<A>>,
     max_reconstructions: u64,
+    placement: Placement,
 ) {
+    let mut leftovers = Vec::new();
+    let mut early = Vec::new();
+    let mut per_call = None;
+    let allocation = match placement {
+        Placement::Lifetime(acquire) => match place(&info, &mut rx, acquire, &mut early).await {
+            Some(a) => {
+                crate::runtime::set_gpu_ids(a.gpu_ids());
+                Some(a)
+            }
+            None => {
+                finish(&info, rx, early).await;
+                return;
+            }
+        },
+        Placement::PerCall(pool) => {
+            per_call = Some(pool);
+            None
+        }
+        Placement::None => None,
+    };
     if let Some(wait) = ctor.wait_ready() {
         wait.await;
     }
-    let mut leftovers = Vec::new();
     match ActorCore::build(&info, ctor, max_reconstructions) {
         Ok(mut core) => {
-            run_calls(&info, &mut core, &mut rx).await;
-            leftovers = core.frontier.drain();
+            core.cpu_per_call = per_call;
+            let mut alive = true;
+            for env in early.drain(..) {
+                if !alive {
+                    leftovers.push(env);
+                } else if core.admit(&info, env).await.is_err() {
+                    alive = false;
+                }
+            }
+            if alive {
+                run_calls(&info, &mut core, &mut rx).await;
+            }
+            leftovers.extend(core.frontier.drain());
             drop(core);
         }
         Err(message) => {
@@ -302,16 +370,28 @@ pub(crate) async fn actor_main<A: ActorClass>(
                 message,
             });
             info.report(ErrorKind::ActorDied, err.to_string());
+            leftovers.append(&mut early);
         }
     }
+    finish(&info, rx, leftovers).await;
+    // The actor's resources go back to the node last.
+    drop(allocation);
+}
+
+/// Fails every call left over or still arriving, then leaves the registry.
+async fn finish<A>(
+    info: &ActorInfo,
+    mut rx: mpsc::UnboundedReceiver<Msg<A>>,
+    leftovers: Vec<Envelope<A>>,
+) {
     rx.close();
     let err = info.death_error();
     for env in leftovers {
-        env.fail(err.clone(), &info);
+        env.fail(err.clone(), info);
     }
     while let Some(msg) = rx.recv().await {
         if let Msg::Call(env) = msg {
-            env.fail(err.clone(), &info);
+            env.fail(err.clone(), info);
         }
     }
     if let Some(rt) = info.runtime() {

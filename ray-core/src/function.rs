@@ -145,6 +145,26 @@ pub fn submit<Args: ArgTuple, R: Returns>(
         deliver::<R>(Some(&rt), desc, sink, Err(e));
         return refs;
     }
+    // The call holds its resources (default 1 CPU) while it runs; it joins
+    // the node's queue now, so calls are placed in submission order.
+    let acquire = if rt.config.local_mode {
+        None
+    } else {
+        let o = &options.resources;
+        let req = crate::resources::ResourceSet::from_parts(
+            o.num_cpus.unwrap_or(1.0),
+            o.num_gpus.unwrap_or(0.0),
+            &o.resources,
+        )
+        .and_then(|req| rt.resources.check_feasible(&req).map(|()| req));
+        match req {
+            Ok(req) => Some(rt.resources.acquire(req)),
+            Err(e) => {
+                deliver::<R>(Some(&rt), desc, sink, Err(e));
+                return refs;
+            }
+        }
+    };
     if rt.config.local_mode {
         if !args.is_ready() {
             rt.block_local(args.wait_ready());
@@ -167,6 +187,12 @@ pub fn submit<Args: ArgTuple, R: Returns>(
         if !args.is_ready() {
             args.wait_ready().await;
         }
+        let allocation = match acquire {
+            Some(a) => a.await,
+            None => unreachable!("non-local calls always acquire"),
+        };
+        let gpus = allocation.gpu_ids().to_vec();
+        runtime::set_gpu_ids(&gpus);
         let r = match args.take() {
             Err(e) => Err(e),
             Ok(v) => match invoke {
@@ -175,8 +201,11 @@ pub fn submit<Args: ArgTuple, R: Returns>(
                     let rt3 = Arc::clone(&rt2);
                     let joined = tokio::task::spawn_blocking(move || {
                         let _current = runtime::enter(&rt3);
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(v)))
-                            .map_err(|p| panic_message(&*p))
+                        runtime::set_gpu_ids(&gpus);
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(v)))
+                            .map_err(|p| panic_message(&*p));
+                        runtime::set_gpu_ids(&[]);
+                        r
                     })
                     .await;
                     match joined {
@@ -186,6 +215,7 @@ pub fn submit<Args: ArgTuple, R: Returns>(
                 }
             },
         };
+        drop(allocation);
         deliver::<R>(Some(&rt2), desc, sink, r);
     });
     refs

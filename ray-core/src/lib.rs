@@ -38,7 +38,8 @@ pub use error::{BoxError, Error, Result};
 pub use function::{FunctionDescriptor, TaskOptions};
 pub use ids::{ActorHandleId, ActorId, CheckpointId, ObjectId, TaskId};
 pub use object::{get, put, wait, ObjectRef};
+pub use resources::ResourceSet;
 pub use runtime::{
-    current_task_id, error_info, get_checkpoints_for_actor, init, is_initialized, EnterGuard,
-    ErrorInfo, ErrorKind, Ray,
+    available_resources, cluster_resources, current_task_id, error_info, get_checkpoints_for_actor,
+    get_gpu_ids, init, is_initialized, EnterGuard, ErrorInfo, ErrorKind, Ray,
 };

@@ -39,9 +39,6 @@
 //! with anything. A node with a fractional total (`num_gpus(0.5)`) has one ID,
 //! `0`, of that capacity.
 
-// Nothing uses this module yet; the lead removes this allow on integration.
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
@@ -400,6 +397,7 @@ impl ResourcePool {
     }
 
     /// How many requests are waiting.
+    #[allow(dead_code)] // for tests and the coming state API
     pub(crate) fn num_waiting(&self) -> usize {
         self.lock().queue.len()
     }
@@ -539,6 +537,7 @@ pub(crate) struct Acquire {
 
 impl Acquire {
     /// Whether the request is still waiting (not granted yet).
+    #[allow(dead_code)] // for tests and the coming state API
     pub(crate) fn is_waiting(&self) -> bool {
         match self.state {
             AcquireState::Queued(ticket) => self.pool.lock().queue.contains_key(&ticket),
@@ -627,6 +626,7 @@ impl Allocation {
     }
 
     /// What this allocation holds.
+    #[allow(dead_code)] // for tests and the coming state API
     pub(crate) fn resources(&self) -> &ResourceSet {
         &self.req
     }

@@ -84,6 +84,8 @@ impl CallInfo {
 pub(crate) struct TaskCtx {
     rt: Arc<RuntimeInner>,
     call: Cell<Option<CallInfo>>,
+    /// The GPU IDs the task's actor (or function call) holds.
+    gpus: RefCell<Vec<usize>>,
 }
 
 pub(crate) struct RuntimeInner {
@@ -94,6 +96,8 @@ pub(crate) struct RuntimeInner {
     /// The task ID of code running outside any actor (the driver).
     pub(crate) driver_task: TaskId,
     checkpoints: Arc<dyn CheckpointStore>,
+    /// The node's resource pool.
+    pub(crate) resources: Arc<crate::resources::ResourcePool>,
     /// Drives async bodies of local-mode calls (timers, I/O), built on first use.
     local_helper: Mutex<Option<Arc<tokio::runtime::Runtime>>>,
     shut_down: AtomicBool,
@@ -225,6 +229,7 @@ impl RuntimeInner {
         let ctx = TaskCtx {
             rt: self.clone(),
             call: Cell::new(None),
+            gpus: RefCell::new(Vec::new()),
         };
         spawner.spawn(CURRENT_TASK.scope(ctx, async move {
             let _done = done;
@@ -278,6 +283,8 @@ thread_local! {
     static ENTERED: RefCell<Vec<Weak<RuntimeInner>>> = const { RefCell::new(Vec::new()) };
     /// The call running synchronously on this thread (local mode).
     static LOCAL_CALL: Cell<Option<CallInfo>> = const { Cell::new(None) };
+    /// GPU IDs held by the remote function running on this thread.
+    static THREAD_GPUS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
     /// A task ID forced by a test (see `__private::with_task_id`).
     static TASK_OVERRIDE: Cell<Option<TaskId>> = const { Cell::new(None) };
 }
@@ -292,6 +299,44 @@ pub(crate) fn with_task_id<R>(task: TaskId, f: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(TASK_OVERRIDE.with(|c| c.replace(Some(task))));
     f()
+}
+
+/// Records the GPU IDs held by the current actor task or function call.
+pub(crate) fn set_gpu_ids(ids: &[usize]) {
+    if CURRENT_TASK
+        .try_with(|c| *c.gpus.borrow_mut() = ids.to_vec())
+        .is_err()
+    {
+        THREAD_GPUS.with(|g| *g.borrow_mut() = ids.to_vec());
+    }
+}
+
+/// The GPU IDs of the actor (or remote function call) running here: stable
+/// for an actor's whole life; empty outside, and for actors and calls that
+/// hold no GPU.
+pub fn get_gpu_ids() -> Vec<usize> {
+    CURRENT_TASK
+        .try_with(|c| c.gpus.borrow().clone())
+        .ok()
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| THREAD_GPUS.with(|g| g.borrow().clone()))
+}
+
+/// Resources of the current runtime's node not held right now, Ray's
+/// `ray.available_resources()`: keys `CPU`, `GPU` and the custom names.
+/// Empty without a runtime.
+pub fn available_resources() -> std::collections::BTreeMap<String, f64> {
+    try_current()
+        .map(|rt| rt.resources.available().to_map())
+        .unwrap_or_default()
+}
+
+/// All resources of the current runtime's node, Ray's
+/// `ray.cluster_resources()`. Empty without a runtime.
+pub fn cluster_resources() -> std::collections::BTreeMap<String, f64> {
+    try_current()
+        .map(|rt| rt.resources.total().to_map())
+        .unwrap_or_default()
 }
 
 /// Sets the call running here (`None` between calls) and returns the previous
@@ -392,6 +437,7 @@ impl fmt::Debug for Ray {
 /// ```
 pub fn init(config: Config) -> Result<Ray> {
     config.validate()?;
+    let resources = Arc::new(crate::resources::ResourcePool::from_config(&config)?);
     let (spawner, owned) = match tokio::runtime::Handle::try_current() {
         Ok(h) => (h, None),
         Err(_) => {
@@ -419,6 +465,7 @@ pub fn init(config: Config) -> Result<Ray> {
         errors: Mutex::new(Vec::new()),
         driver_task: TaskId::random(),
         checkpoints,
+        resources,
         local_helper: Mutex::new(None),
         shut_down: AtomicBool::new(false),
         live_tasks: AtomicUsize::new(0),

@@ -2,7 +2,7 @@ use renamed_crate::{Counter, CounterHandle, Tally};
 
 #[tokio::test]
 async fn actor_through_renamed_crate() -> my_ray::Result<()> {
-    let ray = my_ray::init(my_ray::Config::default().num_cpus(2))?;
+    let ray = my_ray::init(my_ray::Config::default().num_cpus(4))?;
     let c: CounterHandle = Counter::remote(10)?;
     assert_eq!(c.incr(5).await?, 15);
     let (n, s) = c.split();

@@ -1,0 +1,215 @@
+//! Resources and placement (SEMANTICS §6): Ray's resource tests in spirit,
+//! with every wait bounded.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ray::prelude::*;
+
+const BOUND: Duration = Duration::from_secs(10);
+
+/// Counts how many method runs overlap, across actors.
+#[derive(Default)]
+pub struct Overlap {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+#[ray::actor]
+pub struct Plain {
+    overlap: Arc<Overlap>,
+}
+
+#[ray::actor]
+impl Plain {
+    pub fn new(overlap: Arc<Overlap>) -> Self {
+        Plain { overlap }
+    }
+
+    pub async fn work(&self, ms: u64) -> usize {
+        let n = self.overlap.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.overlap.max.fetch_max(n, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        self.overlap.now.fetch_sub(1, Ordering::SeqCst);
+        n
+    }
+}
+
+#[ray::actor(num_gpus = 1)]
+#[derive(Default)]
+pub struct GpuWorker;
+
+#[ray::actor]
+impl GpuWorker {
+    pub fn gpus(&self) -> Vec<usize> {
+        ray::get_gpu_ids()
+    }
+}
+
+#[ray::actor(num_cpus = 1)]
+#[derive(Default)]
+pub struct Holder;
+
+#[ray::actor]
+impl Holder {
+    pub fn ping(&self) -> u8 {
+        1
+    }
+}
+
+#[ray::remote(num_gpus = 1)]
+fn gpu_task() -> Vec<usize> {
+    ray::get_gpu_ids()
+}
+
+async fn bounded<T: Clone>(r: ObjectRef<T>) -> ray::Result<T> {
+    tokio::time::timeout(BOUND, r)
+        .await
+        .expect("a bounded wait")
+}
+
+/// On a 1-CPU node, the methods of many default actors never overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn default_actors_methods_never_overlap_on_one_cpu() {
+    let _ray = ray::init(Config::default().num_cpus(1)).unwrap();
+    let overlap = Arc::new(Overlap::default());
+    let actors: Vec<_> = (0..4)
+        .map(|_| Plain::remote(overlap.clone()).unwrap())
+        .collect();
+    let refs: Vec<_> = actors.iter().flat_map(|a| [a.work(5), a.work(5)]).collect();
+    for r in refs {
+        bounded(r).await.unwrap();
+    }
+    assert_eq!(overlap.max.load(Ordering::SeqCst), 1);
+    // A default actor holds no CPU while idle.
+    assert_eq!(ray::available_resources()["CPU"], 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_more_cpus_default_actors_run_in_parallel() {
+    let _ray = ray::init(Config::default().num_cpus(4)).unwrap();
+    let overlap = Arc::new(Overlap::default());
+    let actors: Vec<_> = (0..4)
+        .map(|_| Plain::remote(overlap.clone()).unwrap())
+        .collect();
+    let refs: Vec<_> = actors.iter().map(|a| a.work(100)).collect();
+    for r in refs {
+        bounded(r).await.unwrap();
+    }
+    assert!(overlap.max.load(Ordering::SeqCst) > 1);
+}
+
+/// An actor declared with resources holds them for life; its methods need nothing more.
+#[tokio::test]
+async fn lifetime_resources_are_held_until_the_actor_stops() {
+    let _ray = ray::init(Config::default().num_cpus(2).resource("disk", 2)).unwrap();
+    assert_eq!(ray::cluster_resources()["CPU"], 2.0);
+    let h = Holder::remote().unwrap();
+    bounded(h.ping()).await.unwrap();
+    assert_eq!(ray::available_resources()["CPU"], 1.0);
+    let d = Holder::options()
+        .num_cpus(0)
+        .resource("disk", 2)
+        .remote()
+        .unwrap();
+    bounded(d.ping()).await.unwrap();
+    // Like Ray, a resource fully in use disappears from the available map.
+    assert_eq!(ray::available_resources().get("disk"), None);
+    assert_eq!(ray::cluster_resources()["disk"], 2.0);
+    ray::kill(&h, true);
+    drop(d);
+    tokio::time::timeout(BOUND, async {
+        while ray::available_resources()["CPU"] != 2.0
+            || ray::available_resources().get("disk") != Some(&2.0)
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("resources come back when the actors stop");
+}
+
+/// Creating more actors than resources: the extra one waits, its calls queue,
+/// and it is placed when another stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creation_waits_for_resources_first_come_first_served() {
+    let _ray = ray::init(Config::default().num_gpus(2)).unwrap();
+    let a = GpuWorker::remote().unwrap();
+    let b = GpuWorker::remote().unwrap();
+    let c = GpuWorker::remote().unwrap(); // pending: no GPU left
+    let d = GpuWorker::remote().unwrap(); // pending behind c
+    let (ga, gb) = (
+        bounded(a.gpus()).await.unwrap(),
+        bounded(b.gpus()).await.unwrap(),
+    );
+    assert_eq!(ga.len(), 1);
+    assert_eq!(gb.len(), 1);
+    assert_ne!(ga, gb, "no two live actors share a GPU ID");
+    let c_call = c.gpus();
+    let d_call = d.gpus();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!c_call.is_ready(), "c waits for a GPU");
+    ray::kill(&a, true);
+    let gc = bounded(c_call).await.unwrap();
+    assert_eq!(gc, ga, "c got a's freed GPU");
+    assert!(!d_call.is_ready(), "d still waits");
+    drop(b);
+    assert_eq!(bounded(d_call).await.unwrap(), gb);
+    // GPU IDs are stable for an actor's life.
+    assert_eq!(bounded(c.gpus()).await.unwrap(), gc);
+}
+
+#[tokio::test]
+async fn multi_gpu_packing_and_remote_functions() {
+    // Each GPU actor also holds 1 CPU (the default once resources are given).
+    let _ray = ray::init(Config::default().num_cpus(4).num_gpus(4)).unwrap();
+    let two = GpuWorker::options().num_gpus(2).remote().unwrap();
+    let g2 = bounded(two.gpus()).await.unwrap();
+    assert_eq!(g2.len(), 2);
+    let one = GpuWorker::remote().unwrap();
+    let g1 = bounded(one.gpus()).await.unwrap();
+    assert!(!g2.contains(&g1[0]));
+    // A remote function holds its GPU while it runs.
+    let gt = bounded(gpu_task::remote()).await.unwrap();
+    assert_eq!(gt.len(), 1);
+    assert!(!g2.contains(&gt[0]) && gt != g1);
+    assert_eq!(
+        ray::get_gpu_ids(),
+        Vec::<usize>::new(),
+        "the driver holds none"
+    );
+}
+
+#[tokio::test]
+async fn impossible_and_invalid_requests_are_clear_errors() {
+    let _ray = ray::init(Config::default().num_cpus(2).num_gpus(1)).unwrap();
+    let e = GpuWorker::options().num_gpus(2).remote().unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("GPU")),
+        "{e}"
+    );
+    let e = Holder::options().resource("tpu", 1).remote().unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("tpu")),
+        "{e}"
+    );
+    let e = Holder::options().num_cpus(1.5).remote().unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument(m) if m.contains("whole")),
+        "{e}"
+    );
+    let e = Holder::options().resource("CPU", 1).remote().unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)));
+    let e = bounded(gpu_task::options().num_gpus(3).remote())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)));
+    let e = ray::init(Config::default().resource("GPU", 1)).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)));
+    let e = ray::init(Config::default().num_cpus(0)).and_then(|_ray| Holder::remote().map(|_| ()));
+    assert!(
+        e.is_err(),
+        "an actor needing a CPU on a node with none is refused"
+    );
+}
