@@ -127,7 +127,10 @@ fn distance(w: &[f64]) -> f64 {
 #[tokio::main]
 async fn main() -> ray::Result<()> {
     let start = Instant::now();
-    let ray = ray::init(Config::default())?;
+    // Each worker's `train` awaits the server while it runs, and a default
+    // actor's method run holds 1 CPU: give the node a CPU per worker plus one
+    // for the server, or the workers would hold every CPU and wait forever.
+    let ray = ray::init(Config::default().num_cpus(8))?;
 
     let server = ParameterServer::remote(TRUE_WEIGHTS.len())?;
     println!(
