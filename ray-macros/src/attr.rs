@@ -263,22 +263,7 @@ pub(crate) fn parse_struct_attr(cx: &Ctxt, args: TokenStream) -> StructAttr {
                     );
                     return skip_value(&meta);
                 }
-                meta.parse_nested_meta(|inner| {
-                    let name = path_string(&inner.path);
-                    let expr: Expr = inner.value()?.parse()?;
-                    if name == "CPU" || name == "GPU" {
-                        cx.error_spanned_by(
-                            &inner.path,
-                            format!(
-                                "`{name}` cannot be a custom resource: use `num_{}s = ..` instead",
-                                name.to_lowercase()
-                            ),
-                        );
-                    } else if let Some(q) = quantity(cx, &name, &expr) {
-                        out.resources.push((name, q));
-                    }
-                    Ok(())
-                })?;
+                parse_resources(cx, &meta, &mut out.resources)?;
             }
             _ => {
                 cx.error_spanned_by(
@@ -410,4 +395,28 @@ pub(crate) fn parse_method_attrs(cx: &Ctxt, attrs: &[syn::Attribute]) -> MethodA
 
 fn expr_span(e: &Expr) -> Span {
     syn::spanned::Spanned::span(e)
+}
+
+/// Parses `resources(name = quantity, ..)`: custom resources, never `CPU` or `GPU`.
+pub(crate) fn parse_resources(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta,
+    out: &mut Vec<(String, f64)>,
+) -> syn::Result<()> {
+    meta.parse_nested_meta(|inner| {
+        let name = path_string(&inner.path);
+        let expr: Expr = inner.value()?.parse()?;
+        if name == "CPU" || name == "GPU" {
+            cx.error_spanned_by(
+                &inner.path,
+                format!(
+                    "`{name}` cannot be a custom resource: use `num_{}s = ..` instead",
+                    name.to_lowercase()
+                ),
+            );
+        } else if let Some(q) = quantity(cx, &name, &expr) {
+            out.push((name, q));
+        }
+        Ok(())
+    })
 }

@@ -7,7 +7,7 @@ use syn::parse::Parser;
 use syn::{Expr, ExprLit, Ident, ItemFn, Lit};
 
 use crate::ast::{check_fn_header, params, returns, Output};
-use crate::attr::{crate_path, key, path_string, quantity, skip_value, MAX_NUM_RETURNS};
+use crate::attr::{crate_path, key, parse_resources, quantity, skip_value, MAX_NUM_RETURNS};
 use crate::ctxt::{did_you_mean, Ctxt};
 
 const REMOTE_OPTIONS: &[&str] = &["num_returns", "num_cpus", "num_gpus", "resources", "crate"];
@@ -52,24 +52,7 @@ fn parse_attr(cx: &Ctxt, args: TokenStream) -> RemoteAttr {
                     out.num_gpus = q;
                 }
             }
-            "resources" => {
-                meta.parse_nested_meta(|inner| {
-                    let name = path_string(&inner.path);
-                    let expr: Expr = inner.value()?.parse()?;
-                    if name == "CPU" || name == "GPU" {
-                        cx.error_spanned_by(
-                            &inner.path,
-                            format!(
-                                "`{name}` cannot be a custom resource: use `num_{} = ..` instead",
-                                name.to_lowercase()
-                            ),
-                        );
-                    } else if let Some(q) = quantity(cx, &name, &expr) {
-                        out.resources.push((name, q));
-                    }
-                    Ok(())
-                })?;
-            }
+            "resources" => parse_resources(cx, &meta, &mut out.resources)?,
             _ => {
                 cx.error_spanned_by(
                     &meta.path,
