@@ -127,10 +127,9 @@ fn distance(w: &[f64]) -> f64 {
 #[tokio::main]
 async fn main() -> ray::Result<()> {
     let start = Instant::now();
-    // Each worker's `train` awaits the server while it runs, and a default
-    // actor's method run holds 1 CPU: give the node a CPU per worker plus one
-    // for the server, or the workers would hold every CPU and wait forever.
-    let ray = ray::init(Config::default().num_cpus(8))?;
+    // Two CPUs are enough for any number of workers: a worker's `train`
+    // gives its CPU back while it awaits the server (as Ray's `ray.get` does).
+    let ray = ray::init(Config::default().num_cpus(2))?;
 
     let server = ParameterServer::remote(TRUE_WEIGHTS.len())?;
     println!(

@@ -213,3 +213,90 @@ async fn impossible_and_invalid_requests_are_clear_errors() {
         "an actor needing a CPU on a node with none is refused"
     );
 }
+
+/// A default actor that forwards to another default actor and awaits it.
+#[ray::actor]
+pub struct Relay {
+    next: Option<RelayHandle>,
+    delay_us: u64,
+}
+
+#[ray::actor]
+impl Relay {
+    pub fn new(next: Option<RelayHandle>, delay_us: u64) -> Self {
+        Relay { next, delay_us }
+    }
+
+    /// Sleeps (holding the CPU), then awaits the next relay (not holding it).
+    pub async fn hop(&self, x: u64) -> u64 {
+        tokio::time::sleep(Duration::from_micros(self.delay_us)).await;
+        match &self.next {
+            Some(next) => next.hop(x).await.unwrap() + 1,
+            None => x,
+        }
+    }
+}
+
+#[remote]
+async fn through(relay: RelayHandle, x: u64) -> u64 {
+    relay.hop(x).await.unwrap()
+}
+
+/// The deadlock Ray avoids by releasing a worker's CPU in `ray.get`: on a
+/// 1-CPU node, async methods of default actors that await other default
+/// actors give their CPU back while they wait, so every chain completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awaiting_another_default_actor_gives_the_cpu_back() {
+    let _ray = ray::init(Config::default().num_cpus(1)).unwrap();
+    let server = Relay::remote(None, 0).unwrap();
+    let clients: Vec<_> = (0..4)
+        .map(|_| Relay::remote(Some(server.clone()), 0).unwrap())
+        .collect();
+    let refs: Vec<_> = clients.iter().map(|c| c.hop(7)).collect();
+    for r in refs {
+        assert_eq!(bounded(r).await.unwrap(), 8);
+    }
+    // An async remote function (1 CPU) awaiting a default actor, too.
+    let refs: Vec<_> = (0..4).map(|i| through::remote(server.clone(), i)).collect();
+    for (i, r) in refs.into_iter().enumerate() {
+        assert_eq!(bounded(r).await.unwrap(), i as u64);
+    }
+    assert_eq!(ray::available_resources()["CPU"], 1.0);
+}
+
+/// Chains of default actors three deep, many concurrent calls, random
+/// delays, on 1 and 2 CPUs: every call completes, the CPU count comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chains_of_default_actors_never_deadlock() {
+    use rand::{Rng, SeedableRng};
+    for seed in 0..6u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let cpus = 1 + seed % 2;
+        let _ray = ray::init(Config::default().num_cpus(cpus as f64)).unwrap();
+        let tail = Relay::remote(None, rng.random_range(0..300)).unwrap();
+        let mids: Vec<_> = (0..3)
+            .map(|_| Relay::remote(Some(tail.clone()), rng.random_range(0..300)).unwrap())
+            .collect();
+        let heads: Vec<_> = (0..6)
+            .map(|i| {
+                let next = mids[i % mids.len()].clone();
+                Relay::remote(Some(next), rng.random_range(0..300)).unwrap()
+            })
+            .collect();
+        let mut refs = Vec::new();
+        for i in 0..60u64 {
+            refs.push((i, heads[rng.random_range(0..heads.len())].hop(i)));
+            if rng.random_bool(0.2) {
+                tokio::time::sleep(Duration::from_micros(rng.random_range(0..200))).await;
+            }
+        }
+        for (i, r) in refs {
+            assert_eq!(bounded(r).await.unwrap(), i + 2, "seed {seed}");
+        }
+        assert_eq!(
+            ray::available_resources()["CPU"],
+            cpus as f64,
+            "seed {seed}"
+        );
+    }
+}

@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::exec::{CallBody, CtorBody, Envelope, Running};
 use crate::executor::{Frontier, FrontierSnapshot, Offer};
 use crate::ids::{ActorHandleId, CheckpointId};
+use crate::resources::HeldWhilePolled;
 use crate::runtime::{self, CallInfo, ErrorKind};
 
 fn now_ms() -> u64 {
@@ -356,8 +357,15 @@ impl<A: ActorClass> ActorCore<A> {
             counter,
         }));
         let outcome = match body.run(&mut self.actor, desc, keep_args) {
-            Running::Done(o) => Ok(o),
+            Running::Done(o) => {
+                drop(cpu);
+                Ok(o)
+            }
             Running::Pending(f) => {
+                // While the method awaits an object (say, another default
+                // actor's result) its CPU goes back to the node, as in Ray's
+                // `ray.get`; it is taken again before the method resumes.
+                let f = HeldWhilePolled::new(f, cpu);
                 // An async call can be interrupted by a crash request.
                 tokio::select! {
                     biased;
@@ -370,7 +378,6 @@ impl<A: ActorClass> ActorCore<A> {
             }
         };
         runtime::swap_current_call(outer);
-        drop(cpu);
         let outcome = match outcome {
             Ok(o) => o,
             Err(cause) if keep_args => {

@@ -183,6 +183,7 @@ impl<T> ObjectRef<T> {
             State::Ready(_) => true,
             State::Pending(wakers) => {
                 wakers.register(cx.waker());
+                crate::resources::note_awaiting_object();
                 false
             }
         }
@@ -223,6 +224,7 @@ impl<T: Clone> ObjectRef<T> {
             State::Ready(r) => Poll::Ready(r.clone()),
             State::Pending(wakers) => {
                 wakers.register(cx.waker());
+                crate::resources::note_awaiting_object();
                 Poll::Pending
             }
         }

@@ -39,6 +39,7 @@
 //! with anything. A node with a fractional total (`num_gpus(0.5)`) has one ID,
 //! `0`, of that capacity.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
@@ -630,11 +631,106 @@ impl Allocation {
     pub(crate) fn resources(&self) -> &ResourceSet {
         &self.req
     }
+
+    /// Whether a suspended task may give this allocation back and take it
+    /// again later ([`HeldWhilePolled`]): only CPUs, nothing whose identity
+    /// (GPU IDs) or scarcity (custom resources) the task may rely on.
+    pub(crate) fn releasable_while_suspended(&self) -> bool {
+        self.req.gpu == 0 && self.req.custom.is_empty()
+    }
 }
 
 impl Drop for Allocation {
     fn drop(&mut self) {
         self.pool.release(&self.req, &self.grant);
+    }
+}
+
+thread_local! {
+    /// Set when an object (an `ObjectRef`, `ray::wait`) returns `Pending`
+    /// on this thread: the task being polled is blocked on an object.
+    static AWAITING_OBJECT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Records that the task being polled on this thread is waiting for an
+/// object (called by `ObjectRef` futures when they return `Pending`).
+pub(crate) fn note_awaiting_object() {
+    AWAITING_OBJECT.with(|f| f.set(true));
+}
+
+/// Runs a future holding an allocation, except while the future is blocked
+/// on an object: when it returns `Pending` because it awaits an `ObjectRef`
+/// (another actor's result, `ray::wait`), the allocation goes back to the
+/// pool, and it is taken again, in line with everyone else, before the
+/// future is polled once more. Pending on anything else (a timer, a channel)
+/// keeps it: that is still the method's time on the CPU.
+///
+/// This is what a Ray worker does while blocked in `ray.get`: without it, N
+/// async methods awaiting N callees on an N-CPU node hold every CPU and wait
+/// forever. Only CPU-only allocations are released this way (GPU IDs must not
+/// change under a running method); see
+/// [`Allocation::releasable_while_suspended`].
+pub(crate) struct HeldWhilePolled<F> {
+    fut: F,
+    /// The pool and request to take again; `None`: nothing is held.
+    gate: Option<(Arc<ResourcePool>, ResourceSet)>,
+    held: Option<Allocation>,
+    acquiring: Option<Acquire>,
+}
+
+impl<F> HeldWhilePolled<F> {
+    /// Wraps `fut`, which starts holding `held` (or holds nothing).
+    pub(crate) fn new(fut: F, held: Option<Allocation>) -> Self {
+        HeldWhilePolled {
+            fut,
+            gate: held.as_ref().map(|h| (h.pool.clone(), h.req.clone())),
+            held,
+            acquiring: None,
+        }
+    }
+}
+
+impl<F: Future + Unpin> Future for HeldWhilePolled<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let Some((pool, req)) = &this.gate else {
+            return Pin::new(&mut this.fut).poll(cx);
+        };
+        if this.held.is_none() {
+            let mut acquiring = match this.acquiring.take() {
+                Some(a) => a,
+                None => match pool.try_acquire(req) {
+                    Some(a) => {
+                        this.held = Some(a);
+                        return this.poll_held(cx);
+                    }
+                    None => pool.acquire(req.clone()),
+                },
+            };
+            match Pin::new(&mut acquiring).poll(cx) {
+                Poll::Ready(a) => this.held = Some(a),
+                Poll::Pending => {
+                    this.acquiring = Some(acquiring);
+                    return Poll::Pending;
+                }
+            }
+        }
+        this.poll_held(cx)
+    }
+}
+
+impl<F: Future + Unpin> HeldWhilePolled<F> {
+    fn poll_held(&mut self, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let outer = AWAITING_OBJECT.with(|f| f.replace(false));
+        let r = Pin::new(&mut self.fut).poll(cx);
+        let awaited = AWAITING_OBJECT.with(|f| f.replace(outer || f.get()));
+        if r.is_ready() || awaited {
+            // Finished, or blocked on an object: the resources go back now.
+            self.held = None;
+        }
+        r
     }
 }
 
