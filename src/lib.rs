@@ -2,14 +2,15 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub use ray_core::{
-    actor, available_resources, call, checkpoint, cluster_resources, config, current_task_id,
-    error, error_info, executor, function, get, get_actor, get_checkpoints_for_actor, get_gpu_ids,
-    ids, init, is_initialized, kill, object, put, resources, runtime, sqlite, wait, ActorClass,
-    ActorHandle, ActorHandleId, ActorId, ActorOptions, Arg, BoxError, Checkpoint,
-    CheckpointContext, CheckpointId, CheckpointPolicy, CheckpointRecord, CheckpointStore,
-    Checkpointable, Config, EnterGuard, Error, ErrorInfo, ErrorKind, FunctionDescriptor, IntoArg,
-    MemoryStore, MethodDescriptor, ObjectId, ObjectRef, Ray, Receiver, ResourceSet, Result, TaskId,
-    TaskOptions, INFINITE_RECONSTRUCTION, MAX_NUM_RETURNS,
+    actor, actors, available_resources, call, checkpoint, cluster_resources, config,
+    current_task_id, error, error_info, executor, function, get, get_actor,
+    get_checkpoints_for_actor, get_gpu_ids, ids, init, is_initialized, kill, object, observe, put,
+    resources, runtime, sqlite, timeline, wait, ActorClass, ActorHandle, ActorHandleId, ActorId,
+    ActorOptions, ActorState, ActorStatus, Arg, BoxError, Checkpoint, CheckpointContext,
+    CheckpointId, CheckpointPolicy, CheckpointRecord, CheckpointStore, Checkpointable, Config,
+    EnterGuard, Error, ErrorInfo, ErrorKind, FunctionDescriptor, IntoArg, MemoryStore,
+    MethodDescriptor, ObjectId, ObjectRef, Ray, Receiver, ResourceSet, Result, TaskId, TaskOptions,
+    INFINITE_RECONSTRUCTION, MAX_NUM_RETURNS,
 };
 pub use ray_macros::{actor, method, remote};
 

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 pub use crate::exec::Invoke;
 use crate::exec::{actor_main, ActorCore, CallBody, CtorBody, CtorCall, Envelope, MethodCall, Msg};
 use crate::ids::{ActorHandleId, ActorId};
+use crate::observe::ActorObs;
 use crate::runtime::{self, ActorControl, ErrorKind, RuntimeInner};
 
 /// Largest `max_reconstructions` (Ray's `INFINITE_RECONSTRUCTION`, 2^30).
@@ -142,6 +143,15 @@ impl ActorOptions {
     }
 }
 
+/// The cause part of a death error, for the state API and the timeline.
+fn death_cause(err: &Error) -> String {
+    match err {
+        Error::ActorDied { cause, .. } => cause.clone(),
+        Error::ActorCreationFailed { message, .. } => format!("creation failed: {message}"),
+        other => other.to_string(),
+    }
+}
+
 /// Shared facts about one actor, seen by its handles and its task.
 pub(crate) struct ActorInfo {
     pub(crate) id: ActorId,
@@ -156,11 +166,14 @@ pub(crate) struct ActorInfo {
     crash: Mutex<Option<String>>,
     crash_notify: tokio::sync::Notify,
     restarts: std::sync::atomic::AtomicU64,
+    /// What the state API and the timeline see.
+    pub(crate) obs: ActorObs,
 }
 
 impl ActorInfo {
-    fn new(id: ActorId, class: &'static str, runtime: Weak<RuntimeInner>) -> Self {
+    fn new(id: ActorId, class: &'static str, runtime: Weak<RuntimeInner>, obs: ActorObs) -> Self {
         ActorInfo {
+            obs,
             id,
             class,
             runtime,
@@ -191,7 +204,26 @@ impl ActorInfo {
     /// Records the death (first cause wins) and returns the error calls get.
     pub(crate) fn set_dead(&self, err: Error) -> Error {
         let mut d = lock(&self.death);
+        if d.is_none() {
+            let cause = death_cause(&err);
+            tracing::info!(class = self.class, actor_id = %self.id, %cause, "ray: actor died");
+            if let Some(tl) = &self.obs.timeline {
+                tl.instant(self.id, "died", "actor", vec![("cause", cause.into())]);
+            }
+        }
         d.get_or_insert(err).clone()
+    }
+
+    /// The state API's view of this actor.
+    pub(crate) fn state(&self, checkpoints: usize) -> crate::observe::ActorState {
+        let death = lock(&self.death).as_ref().map(death_cause);
+        self.obs.state(
+            self.id,
+            self.class,
+            death,
+            self.restarts.load(Ordering::Relaxed),
+            checkpoints,
+        )
     }
 
     /// Asks the actor to crash (and be rebuilt if it has restarts left).
@@ -252,6 +284,20 @@ pub(crate) struct ActorShared<A: 'static> {
     mode: Mode<A>,
 }
 
+impl<A: 'static> Drop for ActorShared<A> {
+    /// A local-mode actor stops with its last handle (a remote one's task
+    /// notices the closed mailbox and does this itself).
+    fn drop(&mut self) {
+        if let Mode::Local(_) = &self.mode {
+            self.info
+                .set_dead(self.info.died("every handle to the actor was dropped"));
+            if let Some(rt) = self.info.runtime() {
+                rt.unregister(&self.info.id);
+            }
+        }
+    }
+}
+
 /// The untyped-by-method core of a generated handle. Not public API.
 #[doc(hidden)]
 pub struct RawHandle<A: 'static> {
@@ -286,6 +332,7 @@ impl<A: ActorClass> RawHandle<A> {
         let (refs, sink) = R::channel();
         let body: Box<dyn CallBody<A>> =
             Box::new(MethodCall::<A, Args, R>::new(args, sink, invoke));
+        self.shared.info.obs.submitted();
         match &self.shared.mode {
             Mode::Remote(tx) => {
                 let mut seq = lock(&self.seq);
@@ -394,7 +441,12 @@ impl<A: ActorClass> RawHandle<A> {
     }
 
     fn detached(actor_id: ActorId, id: ActorHandleId, err: Error) -> Self {
-        let info = Arc::new(ActorInfo::new(actor_id, A::NAME, Weak::new()));
+        let info = Arc::new(ActorInfo::new(
+            actor_id,
+            A::NAME,
+            Weak::new(),
+            ActorObs::detached(),
+        ));
         Self::with_id(
             Arc::new(ActorShared {
                 info,
@@ -560,6 +612,10 @@ impl<A: ActorClass> ActorControl for Registered<A> {
     fn as_any(&self) -> &dyn Any {
         self
     }
+
+    fn info(&self) -> &Arc<ActorInfo> {
+        &self.info
+    }
 }
 
 /// Checks an actor's resource request against the node and joins the
@@ -604,7 +660,24 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
         Some(name) => ActorId::for_name(A::NAME, name),
         None => ActorId::random(),
     };
-    let info = Arc::new(ActorInfo::new(id, A::NAME, Arc::downgrade(&rt)));
+    let seq = rt.next_actor_seq();
+    let obs = ActorObs::new(
+        seq,
+        options.name.clone(),
+        options.max_reconstructions,
+        A::checkpoint_policy().is_some(),
+        rt.timeline.clone(),
+    );
+    if let Some(tl) = &rt.timeline {
+        let short = id.to_string();
+        let label = match &options.name {
+            Some(name) => format!("{} \"{name}\" {}", A::NAME, &short[..short.len().min(8)]),
+            None => format!("{} {}", A::NAME, &short[..short.len().min(8)]),
+        };
+        tl.track(id, seq, label);
+    }
+    tracing::debug!(class = A::NAME, actor_id = %id, name = options.name.as_deref(), "ray: actor created");
+    let info = Arc::new(ActorInfo::new(id, A::NAME, Arc::downgrade(&rt), obs));
     let creation_failed = |message: String| Error::ActorCreationFailed {
         class: A::NAME.to_owned(),
         actor_id: id,
@@ -620,6 +693,7 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
             info.report(ErrorKind::ActorDied, err.to_string());
             err
         });
+        info.obs.set_alive();
         let shared = Arc::new(ActorShared {
             info: info.clone(),
             mode: Mode::Local(Box::new(Mutex::new(state))),

@@ -22,7 +22,12 @@ pub struct Config {
     pub(crate) checkpoints_to_keep: usize,
     pub(crate) worker_threads: Option<usize>,
     pub(crate) max_replay_log: usize,
+    pub(crate) timeline: bool,
+    pub(crate) timeline_capacity: usize,
 }
+
+/// Default capacity of the timeline, in events.
+pub const DEFAULT_TIMELINE_CAPACITY: usize = 1_000_000;
 
 /// Default cap of an actor's replay log, in calls.
 pub const DEFAULT_MAX_REPLAY_LOG: usize = 100_000;
@@ -38,11 +43,31 @@ impl Default for Config {
             checkpoints_to_keep: DEFAULT_CHECKPOINTS_TO_KEEP,
             worker_threads: None,
             max_replay_log: DEFAULT_MAX_REPLAY_LOG,
+            timeline: false,
+            timeline_capacity: DEFAULT_TIMELINE_CAPACITY,
         }
     }
 }
 
 impl Config {
+    /// Records a timeline of every method execution, creation, checkpoint,
+    /// restart and death, for [`ray::timeline`](crate::observe::timeline)
+    /// (default off; the environment variable `RAY_TIMELINE=1` turns it on
+    /// too). Off, it costs nothing; on, about two clock reads and one short
+    /// lock per call.
+    pub fn timeline(mut self, on: bool) -> Self {
+        self.timeline = on;
+        self
+    }
+
+    /// How many timeline events are kept (default
+    /// [`DEFAULT_TIMELINE_CAPACITY`]); past it the oldest are dropped (the
+    /// JSON's `otherData.dropped_events` counts them).
+    pub fn timeline_capacity(mut self, events: usize) -> Self {
+        self.timeline_capacity = events;
+        self
+    }
+
     /// CPUs of the node (default: the machine's cores).
     pub fn num_cpus(mut self, q: impl Into<f64>) -> Self {
         self.num_cpus = Some(q.into());
@@ -152,6 +177,11 @@ impl Config {
         }
         if self.worker_threads == Some(0) {
             return Err(crate::Error::invalid("worker_threads must be at least 1"));
+        }
+        if self.timeline_capacity == 0 {
+            return Err(crate::Error::invalid(
+                "timeline_capacity must be at least 1 (turn the timeline off with timeline(false))",
+            ));
         }
         Ok(())
     }

@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::exec::{CallBody, CtorBody, Envelope, Running};
 use crate::executor::{Frontier, FrontierSnapshot, Offer};
 use crate::ids::{ActorHandleId, CheckpointId};
+use crate::observe::EventName;
 use crate::resources::HeldWhilePolled;
 use crate::runtime::{self, CallInfo, ErrorKind};
 
@@ -122,6 +123,35 @@ impl<A> Checkpointer<A> {
             frontier: frontier(),
             state,
         };
+        let id = record.checkpoint_id;
+        let t0 = info.obs.timeline.as_ref().map(|tl| tl.now());
+        let saved = self.save(actor, info, record);
+        if let (Some(tl), Some(t0)) = (&info.obs.timeline, t0) {
+            let outcome = if saved.is_some() { "saved" } else { "failed" };
+            tl.complete(
+                info.id,
+                EventName::Static("checkpoint"),
+                "checkpoint",
+                t0,
+                vec![
+                    ("checkpoint_id", id.to_string().into()),
+                    ("outcome", outcome.into()),
+                ],
+            );
+        }
+        if saved.is_some() {
+            tracing::debug!(class = info.class, actor_id = %info.id, checkpoint_id = %id, "ray: checkpoint saved");
+        }
+        saved
+    }
+
+    /// Records, saves and commits one checkpoint; expires old ones.
+    fn save(
+        &mut self,
+        actor: &mut A,
+        info: &ActorInfo,
+        record: CheckpointRecord,
+    ) -> Option<CheckpointRecord> {
         let id = record.checkpoint_id;
         if let Err(e) = self.store.begin(info.id, &record) {
             self.report(info, format!("could not record checkpoint {id}: {e}"));
@@ -340,7 +370,7 @@ impl<A: ActorClass> ActorCore<A> {
             body.wait_ready().await;
         }
         // A default actor's method run needs 1 CPU from the node.
-        let cpu = match &self.cpu_per_call {
+        let mut cpu = match &self.cpu_per_call {
             Some(pool) => {
                 let one = crate::resources::ResourceSet::one_cpu();
                 Some(match pool.try_acquire(&one) {
@@ -351,21 +381,41 @@ impl<A: ActorClass> ActorCore<A> {
             None => None,
         };
         let keep_args = self.logging();
+        let obs = &info.obs;
+        if cpu.is_some() {
+            obs.cpu_held
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let t0 = obs.timeline.as_ref().map(|tl| tl.now());
+        obs.running(true);
+        let span = tracing::debug_span!(
+            "ray.call",
+            class = desc.class_name,
+            method = desc.name,
+            actor_id = %info.id,
+            handle_id = %handle,
+            counter,
+        );
         let outer = runtime::swap_current_call(Some(CallInfo {
             actor: info.id,
             handle,
             counter,
         }));
-        let outcome = match body.run(&mut self.actor, desc, keep_args) {
+        let actor = &mut self.actor;
+        let outcome = match span.in_scope(|| body.run(actor, desc, keep_args)) {
             Running::Done(o) => {
-                drop(cpu);
+                if cpu.take().is_some() {
+                    obs.cpu_held
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                }
                 Ok(o)
             }
             Running::Pending(f) => {
                 // While the method awaits an object (say, another default
                 // actor's result) its CPU goes back to the node, as in Ray's
                 // `ray.get`; it is taken again before the method resumes.
-                let f = HeldWhilePolled::new(f, cpu);
+                let f = HeldWhilePolled::new(f, cpu).tracking(&obs.cpu_held);
+                let f = tracing::Instrument::instrument(f, span.clone());
                 // An async call can be interrupted by a crash request.
                 tokio::select! {
                     biased;
@@ -381,6 +431,7 @@ impl<A: ActorClass> ActorCore<A> {
         let outcome = match outcome {
             Ok(o) => o,
             Err(cause) if keep_args => {
+                obs.interrupted();
                 let env = Envelope {
                     handle,
                     counter,
@@ -391,11 +442,15 @@ impl<A: ActorClass> ActorCore<A> {
             }
             Err(cause) => {
                 // Without restarts there is nothing to retry on.
+                obs.running(false);
+                self.record_call(info, desc, t0, handle, counter, "killed");
                 let _ = body.fail(info.died(cause.clone()));
                 return Err(Death::Panic(cause));
             }
         };
         if let Some(p) = outcome.panic {
+            obs.running(false);
+            self.record_call(info, desc, t0, handle, counter, "panicked");
             let _ = body.finish();
             return Err(Death::Panic(format!(
                 "method {}.{} panicked: {p}",
@@ -421,6 +476,9 @@ impl<A: ActorClass> ActorCore<A> {
                 }
             }
         }
+        // Counted before the caller can see the result.
+        obs.running(false);
+        self.record_call(info, desc, t0, handle, counter, "ok");
         let (unseen, replay) = body.finish();
         if let Some(unseen) = unseen {
             info.report(
@@ -461,6 +519,32 @@ impl<A: ActorClass> ActorCore<A> {
             }
         }
         Ok(())
+    }
+
+    /// The timeline event of one method execution that started at `t0`.
+    #[inline]
+    fn record_call(
+        &self,
+        info: &ActorInfo,
+        desc: &'static MethodDescriptor,
+        t0: Option<u64>,
+        handle: ActorHandleId,
+        counter: u64,
+        outcome: &'static str,
+    ) {
+        if let (Some(tl), Some(t0)) = (&info.obs.timeline, t0) {
+            tl.complete(
+                info.id,
+                EventName::Method(desc.class_name, desc.name),
+                "method",
+                t0,
+                vec![
+                    ("handle_id", handle.to_string().into()),
+                    ("counter", counter.to_string().into()),
+                    ("outcome", outcome.into()),
+                ],
+            );
+        }
     }
 
     /// After a checkpoint. The log keeps reaching back to creation while it
@@ -556,8 +640,34 @@ impl<A: ActorClass> ActorCore<A> {
                 ),
             );
             info.note_restart();
-            match self.rebuild(info).await {
-                Ok(()) => return Ok(()),
+            info.obs.set_restarting();
+            tracing::warn!(
+                class = A::NAME,
+                actor_id = %info.id,
+                %cause,
+                restarts_left = self.restarts_left,
+                "ray: actor restarting"
+            );
+            let t0 = info.obs.timeline.as_ref().map(|tl| tl.now());
+            let rebuilt = self.rebuild(info).await;
+            if let (Some(tl), Some(t0)) = (&info.obs.timeline, t0) {
+                let outcome = match &rebuilt {
+                    Ok(()) => "ok".into(),
+                    Err(e) => format!("failed: {e}").into(),
+                };
+                tl.complete(
+                    info.id,
+                    EventName::Static("restart"),
+                    "restart",
+                    t0,
+                    vec![("cause", cause.clone().into()), ("outcome", outcome)],
+                );
+            }
+            match rebuilt {
+                Ok(()) => {
+                    info.obs.set_alive();
+                    return Ok(());
+                }
                 Err(again) => cause = again,
             }
         }
@@ -566,6 +676,8 @@ impl<A: ActorClass> ActorCore<A> {
     /// Constructor, restore, replay. `Err(cause)` when the rebuild itself
     /// failed (constructor error, a replayed call panicking).
     async fn rebuild(&mut self, info: &ActorInfo) -> Result<(), String> {
+        let tl = info.obs.timeline.clone();
+        let t0 = tl.as_ref().map(|tl| tl.now());
         let fresh = self.ctor.construct()?;
         let mut restored = None;
         let actor = match &self.checkpointer {
@@ -584,6 +696,19 @@ impl<A: ActorClass> ActorCore<A> {
             None => fresh,
         };
         self.actor = actor;
+        if let (Some(tl), Some(t0)) = (&tl, t0) {
+            let from = match &restored {
+                Some(r) => r.checkpoint_id.to_string().into(),
+                None => "constructor".into(),
+            };
+            tl.complete(
+                info.id,
+                EventName::Static("restore"),
+                "restart",
+                t0,
+                vec![("from", from)],
+            );
+        }
         let from_start = match &restored {
             Some(r) => Some(r.checkpoint_id) == self.creation_checkpoint,
             None => self.creation_checkpoint.is_none(),
@@ -610,6 +735,8 @@ impl<A: ActorClass> ActorCore<A> {
             _ => None,
         };
         let entries = std::mem::take(&mut log.entries);
+        let t1 = tl.as_ref().map(|tl| tl.now());
+        let mut replayed = 0u64;
         let mut kept = VecDeque::with_capacity(entries.len());
         for mut e in entries {
             let replay = after
@@ -626,6 +753,7 @@ impl<A: ActorClass> ActorCore<A> {
                     Running::Pending(f) => f.await,
                 };
                 runtime::swap_current_call(outer);
+                replayed += 1;
                 if let Some(p) = outcome.panic {
                     return Err(format!(
                         "replaying {}.{} panicked: {p}",
@@ -642,6 +770,15 @@ impl<A: ActorClass> ActorCore<A> {
         }
         if let Some(log) = &mut self.log {
             log.entries = kept;
+        }
+        if let (Some(tl), Some(t1)) = (&tl, t1) {
+            tl.complete(
+                info.id,
+                EventName::Static("replay"),
+                "restart",
+                t1,
+                vec![("calls", replayed.to_string().into())],
+            );
         }
         Ok(())
     }

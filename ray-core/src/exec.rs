@@ -12,6 +12,7 @@ use crate::call::{ArgTuple, BoxFuture, MethodDescriptor, Returns};
 pub(crate) use crate::core::ActorCore;
 use crate::error::{Error, Result};
 use crate::ids::ActorHandleId;
+use crate::observe::EventName;
 use crate::runtime::ErrorKind;
 
 /// What running a call's method did.
@@ -296,10 +297,18 @@ async fn place<A>(
     rx: &mut mpsc::UnboundedReceiver<Msg<A>>,
     mut acquire: crate::resources::Acquire,
     early: &mut Vec<Envelope<A>>,
-) -> Option<crate::resources::Allocation> {
+) -> Option<(crate::resources::Allocation, bool)> {
+    let waited = acquire.is_waiting();
+    if waited {
+        tracing::info!(
+            class = info.class,
+            actor_id = %info.id,
+            "ray: actor waits for resources to be placed"
+        );
+    }
     loop {
         tokio::select! {
-            allocation = &mut acquire => return Some(allocation),
+            allocation = &mut acquire => return Some((allocation, waited)),
             msg = rx.recv() => match msg {
                 None => {
                     info.set_dead(info.died("every handle to the actor was dropped before it was placed"));
@@ -328,8 +337,18 @@ pub(crate) async fn actor_main<A: ActorClass>(
     let mut per_call = None;
     let allocation = match placement {
         Placement::Lifetime(acquire) => match place(&info, &mut rx, acquire, &mut early).await {
-            Some(a) => {
+            Some((a, waited)) => {
+                if let (Some(tl), true) = (&info.obs.timeline, waited) {
+                    tl.complete(
+                        info.id,
+                        EventName::Static("pending placement"),
+                        "actor",
+                        info.obs.created_at,
+                        Vec::new(),
+                    );
+                }
                 crate::runtime::set_gpu_ids(a.gpu_ids());
+                info.obs.set_lifetime(Some(a.resources().clone()));
                 Some(a)
             }
             None => {
@@ -346,8 +365,23 @@ pub(crate) async fn actor_main<A: ActorClass>(
     if let Some(wait) = ctor.wait_ready() {
         wait.await;
     }
-    match ActorCore::build(&info, ctor, max_reconstructions) {
+    let timeline = info.obs.timeline.clone();
+    let built_at = timeline.as_ref().map(|tl| tl.now());
+    let built = ActorCore::build(&info, ctor, max_reconstructions);
+    if let (Some(tl), Some(t0)) = (&timeline, built_at) {
+        let outcome = if built.is_ok() { "ok" } else { "failed" };
+        tl.complete(
+            info.id,
+            EventName::Static("create"),
+            "actor",
+            t0,
+            vec![("outcome", outcome.into())],
+        );
+    }
+    match built {
         Ok(mut core) => {
+            info.obs.set_alive();
+            tracing::debug!(class = A::NAME, actor_id = %info.id, "ray: actor alive");
             core.cpu_per_call = per_call;
             let mut alive = true;
             for env in early.drain(..) {
@@ -376,6 +410,7 @@ pub(crate) async fn actor_main<A: ActorClass>(
     finish(&info, rx, leftovers).await;
     // The actor's resources go back to the node last.
     drop(allocation);
+    info.obs.set_lifetime(None);
 }
 
 /// Fails every call left over or still arriving, then leaves the registry.

@@ -20,6 +20,7 @@ pub mod executor;
 pub mod function;
 pub mod ids;
 pub mod object;
+pub mod observe;
 pub mod resources;
 pub mod runtime;
 pub mod sqlite;
@@ -38,6 +39,7 @@ pub use error::{BoxError, Error, Result};
 pub use function::{FunctionDescriptor, TaskOptions};
 pub use ids::{ActorHandleId, ActorId, CheckpointId, ObjectId, TaskId};
 pub use object::{get, put, wait, ObjectRef};
+pub use observe::{actors, timeline, ActorState, ActorStatus};
 pub use resources::ResourceSet;
 pub use runtime::{
     available_resources, cluster_resources, current_task_id, error_info, get_checkpoints_for_actor,

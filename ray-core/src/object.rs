@@ -122,7 +122,10 @@ pub(crate) fn channel<T>() -> (ObjectRef<T>, ObjectSender<T>) {
     )
 }
 
-fn complete<T>(slot: &Slot<T>, value: Result<T>) {
+/// Completes `slot` and wakes its waiters. The sender's reference to the
+/// slot is dropped before waking them, so a reader that drops the last ref as
+/// soon as it wakes frees the value at once.
+fn complete<T>(slot: Arc<Slot<T>>, value: Result<T>) {
     let wakers = {
         let mut state = slot.lock();
         match &mut *state {
@@ -134,6 +137,7 @@ fn complete<T>(slot: &Slot<T>, value: Result<T>) {
             }
         }
     };
+    drop(slot);
     wakers.wake_all();
 }
 
@@ -141,7 +145,7 @@ impl<T> ObjectSender<T> {
     /// Stores the result and wakes every waiter.
     pub(crate) fn send(mut self, value: Result<T>) {
         if let Some(slot) = self.slot.take() {
-            complete(&slot, value);
+            complete(slot, value);
         }
     }
 }
@@ -150,7 +154,7 @@ impl<T> Drop for ObjectSender<T> {
     fn drop(&mut self) {
         if let Some(slot) = self.slot.take() {
             let id = slot.id();
-            complete(&slot, Err(Error::ObjectLost(id)));
+            complete(slot, Err(Error::ObjectLost(id)));
         }
     }
 }

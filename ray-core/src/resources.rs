@@ -44,6 +44,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -538,7 +539,6 @@ pub(crate) struct Acquire {
 
 impl Acquire {
     /// Whether the request is still waiting (not granted yet).
-    #[allow(dead_code)] // for tests and the coming state API
     pub(crate) fn is_waiting(&self) -> bool {
         match self.state {
             AcquireState::Queued(ticket) => self.pool.lock().queue.contains_key(&ticket),
@@ -627,7 +627,6 @@ impl Allocation {
     }
 
     /// What this allocation holds.
-    #[allow(dead_code)] // for tests and the coming state API
     pub(crate) fn resources(&self) -> &ResourceSet {
         &self.req
     }
@@ -670,15 +669,17 @@ pub(crate) fn note_awaiting_object() {
 /// forever. Only CPU-only allocations are released this way (GPU IDs must not
 /// change under a running method); see
 /// [`Allocation::releasable_while_suspended`].
-pub(crate) struct HeldWhilePolled<F> {
+pub(crate) struct HeldWhilePolled<'a, F> {
     fut: F,
     /// The pool and request to take again; `None`: nothing is held.
     gate: Option<(Arc<ResourcePool>, ResourceSet)>,
     held: Option<Allocation>,
     acquiring: Option<Acquire>,
+    /// Mirrors whether the allocation is held (for the state API).
+    flag: Option<&'a AtomicBool>,
 }
 
-impl<F> HeldWhilePolled<F> {
+impl<'a, F> HeldWhilePolled<'a, F> {
     /// Wraps `fut`, which starts holding `held` (or holds nothing).
     pub(crate) fn new(fut: F, held: Option<Allocation>) -> Self {
         HeldWhilePolled {
@@ -686,11 +687,26 @@ impl<F> HeldWhilePolled<F> {
             gate: held.as_ref().map(|h| (h.pool.clone(), h.req.clone())),
             held,
             acquiring: None,
+            flag: None,
         }
+    }
+
+    /// Keeps `flag` equal to "the allocation is held".
+    pub(crate) fn tracking(mut self, flag: &'a AtomicBool) -> Self {
+        flag.store(self.held.is_some(), AtomicOrdering::Relaxed);
+        self.flag = Some(flag);
+        self
+    }
+
+    fn set_held(&mut self, a: Option<Allocation>) {
+        if let Some(f) = self.flag {
+            f.store(a.is_some(), AtomicOrdering::Relaxed);
+        }
+        self.held = a;
     }
 }
 
-impl<F: Future + Unpin> Future for HeldWhilePolled<F> {
+impl<F: Future + Unpin> Future for HeldWhilePolled<'_, F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
@@ -703,14 +719,14 @@ impl<F: Future + Unpin> Future for HeldWhilePolled<F> {
                 Some(a) => a,
                 None => match pool.try_acquire(req) {
                     Some(a) => {
-                        this.held = Some(a);
+                        this.set_held(Some(a));
                         return this.poll_held(cx);
                     }
                     None => pool.acquire(req.clone()),
                 },
             };
             match Pin::new(&mut acquiring).poll(cx) {
-                Poll::Ready(a) => this.held = Some(a),
+                Poll::Ready(a) => this.set_held(Some(a)),
                 Poll::Pending => {
                     this.acquiring = Some(acquiring);
                     return Poll::Pending;
@@ -721,14 +737,14 @@ impl<F: Future + Unpin> Future for HeldWhilePolled<F> {
     }
 }
 
-impl<F: Future + Unpin> HeldWhilePolled<F> {
+impl<F: Future + Unpin> HeldWhilePolled<'_, F> {
     fn poll_held(&mut self, cx: &mut Context<'_>) -> Poll<F::Output> {
         let outer = AWAITING_OBJECT.with(|f| f.replace(false));
         let r = Pin::new(&mut self.fut).poll(cx);
         let awaited = AWAITING_OBJECT.with(|f| f.replace(outer || f.get()));
         if r.is_ready() || awaited {
             // Finished, or blocked on an object: the resources go back now.
-            self.held = None;
+            self.set_held(None);
         }
         r
     }

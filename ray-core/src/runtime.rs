@@ -50,12 +50,19 @@ pub(crate) trait ActorControl: Send + Sync {
     fn class_name(&self) -> &'static str;
     /// For downcasting to the typed registration.
     fn as_any(&self) -> &dyn Any;
+    /// What the actor's handles and task share (for the state API).
+    fn info(&self) -> &Arc<crate::actor::ActorInfo>;
 }
+
+/// How many stopped actors the state API remembers.
+const DEAD_ACTORS_KEPT: usize = 1000;
 
 #[derive(Default)]
 struct Registry {
     actors: HashMap<ActorId, Arc<dyn ActorControl>>,
     names: HashMap<String, ActorId>,
+    /// The most recently stopped actors, oldest first.
+    dead: std::collections::VecDeque<Arc<crate::actor::ActorInfo>>,
 }
 
 /// The call an actor task is running: who called, with which counter.
@@ -103,6 +110,10 @@ pub(crate) struct RuntimeInner {
     shut_down: AtomicBool,
     live_tasks: AtomicUsize,
     idle: tokio::sync::Notify,
+    /// The timeline recorder, when `Config::timeline(true)` or `RAY_TIMELINE=1`.
+    pub(crate) timeline: Option<Arc<crate::observe::Timeline>>,
+    /// Creation order of actors.
+    next_actor_seq: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -198,8 +209,43 @@ impl RuntimeInner {
 
     pub(crate) fn unregister(&self, id: &ActorId) {
         let mut reg = lock(&self.registry);
-        reg.actors.remove(id);
+        if let Some(gone) = reg.actors.remove(id) {
+            if reg.dead.len() >= DEAD_ACTORS_KEPT {
+                reg.dead.pop_front();
+            }
+            reg.dead.push_back(gone.info().clone());
+        }
         reg.names.retain(|_, v| v != id);
+    }
+
+    /// The next actor's creation index.
+    pub(crate) fn next_actor_seq(&self) -> u64 {
+        self.next_actor_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The state API: every live actor and the remembered stopped ones.
+    pub(crate) fn actor_states(&self) -> Vec<crate::observe::ActorState> {
+        let infos: Vec<Arc<crate::actor::ActorInfo>> = {
+            let reg = lock(&self.registry);
+            reg.actors
+                .values()
+                .map(|c| c.info().clone())
+                .chain(reg.dead.iter().cloned())
+                .collect()
+        };
+        let mut infos = infos;
+        infos.sort_by_key(|i| i.obs.seq);
+        infos
+            .iter()
+            .map(|info| {
+                let checkpoints = if info.obs.checkpointable {
+                    self.checkpoints.list(info.id).map_or(0, |v| v.len())
+                } else {
+                    0
+                };
+                info.state(checkpoints)
+            })
+            .collect()
     }
 
     pub(crate) fn lookup(&self, id: &ActorId) -> Option<Arc<dyn ActorControl>> {
@@ -454,6 +500,10 @@ pub fn init(config: Config) -> Result<Ray> {
         }
     };
     let tokio_id = spawner.id();
+    let record_timeline = config.timeline
+        || std::env::var("RAY_TIMELINE").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
+    let timeline =
+        record_timeline.then(|| Arc::new(crate::observe::Timeline::new(config.timeline_capacity)));
     let checkpoints: Arc<dyn CheckpointStore> = match &config.checkpoint_dir {
         Some(dir) => Arc::new(crate::sqlite::SqliteStore::open(dir)?),
         None => Arc::new(MemoryStore::new()),
@@ -470,6 +520,8 @@ pub fn init(config: Config) -> Result<Ray> {
         shut_down: AtomicBool::new(false),
         live_tasks: AtomicUsize::new(0),
         idle: tokio::sync::Notify::new(),
+        timeline,
+        next_actor_seq: std::sync::atomic::AtomicU64::new(0),
     });
     {
         let mut reg = lock(&BY_TOKIO_RUNTIME);
