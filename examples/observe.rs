@@ -105,15 +105,23 @@ async fn main() -> ray::Result<()> {
 
     println!("\nray::actors():");
     println!(
-        "{:<9} {:<8} {:<26} {:>8} {:>5} {:>6} {:>5}  resources",
+        "{:<9} {:<8} {:<17} {:>8} {:>5} {:>6} {:>5}  resources",
         "class", "name", "state", "restarts", "queue", "done", "ckpts"
     );
+    let mut causes = Vec::new();
     for a in ray::actors() {
+        let state = match &a.state {
+            ray::ActorStatus::Dead { cause } => {
+                causes.push(format!("{} {}: {cause}", a.class_name, a.actor_id));
+                "DEAD".to_owned()
+            }
+            other => other.to_string(),
+        };
         println!(
-            "{:<9} {:<8} {:<26} {:>5}/{:<2} {:>5} {:>6} {:>5}  {:?}",
+            "{:<9} {:<8} {:<17} {:>5}/{:<2} {:>5} {:>6} {:>5}  {:?}",
             a.class_name,
             a.name.as_deref().unwrap_or("-"),
-            a.state.to_string(),
+            state,
             a.restarts,
             a.max_restarts,
             a.queued_calls,
@@ -121,6 +129,9 @@ async fn main() -> ray::Result<()> {
             a.checkpoints,
             a.resources
         );
+    }
+    for c in causes {
+        println!("  dead: {c}");
     }
     println!("\nray::error_info():");
     for e in ray::error_info() {

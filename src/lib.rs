@@ -56,6 +56,8 @@ mod book {
     struct ComingFromRay;
     #[doc = include_str!("../book/src/macro_reference.md")]
     struct MacroReference;
+    #[doc = include_str!("../book/src/observability.md")]
+    struct Observability;
     #[doc = include_str!("../book/src/architecture.md")]
     struct Architecture;
     #[doc = include_str!("../book/src/performance.md")]
