@@ -34,14 +34,18 @@ struct Args {
     rounds: usize,
     workloads: Vec<Workload>,
     memory: bool,
+    /// Column names to keep (`None`: all); also skips the store figures.
+    cols: Option<Vec<String>>,
 }
 
 const USAGE: &str = "\
-usage: ray-bench [--tiny] [--rounds R] [--only W1,W2,W3,W4,MEM]
+usage: ray-bench [--tiny] [--rounds R] [--only W1,W2,W3,W4,MEM] [--cols tokio,ray,..]
 
   --tiny        sizes divided by 1000, 1 round (CI's smoke run)
   --rounds R    rounds per figure (default 5; the median is printed)
-  --only LIST   run only these rows: W1..W4 and MEM (the memory rows)";
+  --only LIST   run only these rows: W1..W4 and MEM (the memory rows)
+  --cols LIST   run only these columns (names as in the table header, e.g.
+                tokio,ray,ray-local; `-` may stand for a space); for profiling";
 
 fn parse_args(argv: &[String]) -> Result<Args, String> {
     let mut args = Args {
@@ -49,6 +53,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         rounds: 5,
         workloads: Workload::ALL.to_vec(),
         memory: true,
+        cols: None,
     };
     let mut rounds = None;
     let mut it = argv.iter();
@@ -81,6 +86,20 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                     }
                 }
             }
+            "--cols" => {
+                let list = it.next().ok_or("--cols needs a list, e.g. tokio,ray")?;
+                let names: Vec<String> = list
+                    .split(',')
+                    .map(|c| c.trim().replace('-', " "))
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                for n in &names {
+                    if !Col::all().iter().any(|c| c.label() == n) {
+                        return Err(format!("--cols: unknown column `{n}`"));
+                    }
+                }
+                args.cols = Some(names);
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
@@ -107,7 +126,14 @@ fn main() {
     report::print_header(&argv, &args_summary(&args, &sizes));
 
     let envs = Envs::start();
-    let cols = Col::all();
+    let cols: Vec<Col> = Col::all()
+        .into_iter()
+        .filter(|c| {
+            args.cols
+                .as_ref()
+                .is_none_or(|keep| keep.iter().any(|k| k == c.label()))
+        })
+        .collect();
 
     // Warm-up: every column runs every workload once at tiny sizes.
     for &w in &args.workloads {
@@ -147,7 +173,9 @@ fn main() {
         .collect();
     report::print_table(&cols, &args.workloads, &sizes, &medians, memory.as_ref());
     report::print_notes(checkpoint_calls, &sizes, memory.is_some());
-    store::print(if args.tiny { 20 } else { 2000 });
+    if args.cols.is_none() {
+        store::print(if args.tiny { 20 } else { 2000 });
+    }
     println!("wall time: {:.1} s", started.elapsed().as_secs_f64());
 }
 

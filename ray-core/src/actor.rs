@@ -164,6 +164,8 @@ pub(crate) struct ActorInfo {
     deserialized: Mutex<HashSet<ActorHandleId>>,
     /// A crash requested by `kill(.., no_restart = false)`, with its cause.
     crash: Mutex<Option<String>>,
+    /// Whether `crash` holds a request (checked before locking, per call).
+    crash_flag: AtomicBool,
     crash_notify: tokio::sync::Notify,
     restarts: std::sync::atomic::AtomicU64,
     /// What the state API and the timeline see.
@@ -181,6 +183,7 @@ impl ActorInfo {
             death: Mutex::new(None),
             deserialized: Mutex::new(HashSet::new()),
             crash: Mutex::new(None),
+            crash_flag: AtomicBool::new(false),
             crash_notify: tokio::sync::Notify::new(),
             restarts: std::sync::atomic::AtomicU64::new(0),
         }
@@ -229,6 +232,7 @@ impl ActorInfo {
     /// Asks the actor to crash (and be rebuilt if it has restarts left).
     pub(crate) fn request_crash(&self, cause: String) {
         *lock(&self.crash) = Some(cause);
+        self.crash_flag.store(true, Ordering::Release);
         self.crash_notify.notify_waiters();
     }
 
@@ -246,7 +250,17 @@ impl ActorInfo {
 
     /// Takes the pending crash request, if any.
     pub(crate) fn take_crash_request(&self) -> Option<String> {
-        lock(&self.crash).take()
+        if !self.crash_pending() {
+            return None;
+        }
+        let mut c = lock(&self.crash);
+        self.crash_flag.store(false, Ordering::Release);
+        c.take()
+    }
+
+    /// Whether a crash is requested (cheap: no lock).
+    pub(crate) fn crash_pending(&self) -> bool {
+        self.crash_flag.load(Ordering::Acquire)
     }
 
     /// Counts one restart.

@@ -20,7 +20,7 @@ use crate::checkpoint::{
     Checkpoint, CheckpointContext, CheckpointPolicy, CheckpointRecord, CheckpointStore, PolicyKind,
 };
 use crate::error::Error;
-use crate::exec::{CallBody, CtorBody, Envelope, Running};
+use crate::exec::{CallBody, CtorBody, Envelope, Outcome, Running};
 use crate::executor::{Frontier, FrontierSnapshot, Offer};
 use crate::ids::{ActorHandleId, CheckpointId};
 use crate::observe::EventName;
@@ -270,6 +270,68 @@ pub(crate) enum Death<A: 'static> {
     Killed(Envelope<A>, String),
 }
 
+/// Where the async path takes over from [`ActorCore::admit_now`].
+pub(crate) enum Step<A: 'static> {
+    /// A ready call that needs the async path (it waits, or it is `async`).
+    Run(Envelope<A>),
+    /// The call of this handle died: rebuild, then go on.
+    Died(ActorHandleId, Death<A>),
+}
+
+/// What a running call set up, undone by [`ActorCore::finish_call`].
+struct CallScope {
+    /// Timeline clock at the start (when the timeline records).
+    t0: Option<u64>,
+    /// The current call before this one.
+    outer: Option<CallInfo>,
+    span: tracing::Span,
+}
+
+impl CallScope {
+    #[inline]
+    fn begin(
+        info: &ActorInfo,
+        cpu: bool,
+        handle: ActorHandleId,
+        counter: u64,
+        desc: &'static MethodDescriptor,
+    ) -> Self {
+        let obs = &info.obs;
+        if cpu {
+            obs.cpu_held.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        obs.running(true);
+        let span = tracing::debug_span!(
+            "ray.call",
+            class = desc.class_name,
+            method = desc.name,
+            actor_id = %info.id,
+            handle_id = %handle,
+            counter,
+        );
+        CallScope {
+            t0: obs.timeline.as_ref().map(|tl| tl.now()),
+            outer: runtime::swap_current_call(Some(CallInfo {
+                actor: info.id,
+                handle,
+                counter,
+            })),
+            span,
+        }
+    }
+
+    /// Gives a synchronous method's CPU back.
+    #[inline]
+    fn release_cpu(&self, info: &ActorInfo, cpu: Option<crate::resources::Allocation>) {
+        if cpu.is_some() {
+            drop(cpu);
+            info.obs
+                .cpu_held
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// A live actor: its state, its frontier, its checkpoint policy and its
 /// replay log.
 pub(crate) struct ActorCore<A: 'static> {
@@ -353,8 +415,8 @@ impl<A: ActorClass> ActorCore<A> {
         self.log.as_ref().is_some_and(|l| l.enabled)
     }
 
-    /// Runs one ready call: waits for its arguments, runs it, runs the
-    /// checkpoint policy, delivers the result, logs the call for replay.
+    /// Runs one ready call: waits for its arguments (and its CPU), runs it,
+    /// then [`finish_call`](Self::finish_call).
     pub(crate) async fn execute(
         &mut self,
         info: &ActorInfo,
@@ -370,7 +432,7 @@ impl<A: ActorClass> ActorCore<A> {
             body.wait_ready().await;
         }
         // A default actor's method run needs 1 CPU from the node.
-        let mut cpu = match &self.cpu_per_call {
+        let cpu = match &self.cpu_per_call {
             Some(pool) => {
                 let one = crate::resources::ResourceSet::one_cpu();
                 Some(match pool.try_acquire(&one) {
@@ -381,33 +443,12 @@ impl<A: ActorClass> ActorCore<A> {
             None => None,
         };
         let keep_args = self.logging();
+        let scope = CallScope::begin(info, cpu.is_some(), handle, counter, desc);
         let obs = &info.obs;
-        if cpu.is_some() {
-            obs.cpu_held
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        let t0 = obs.timeline.as_ref().map(|tl| tl.now());
-        obs.running(true);
-        let span = tracing::debug_span!(
-            "ray.call",
-            class = desc.class_name,
-            method = desc.name,
-            actor_id = %info.id,
-            handle_id = %handle,
-            counter,
-        );
-        let outer = runtime::swap_current_call(Some(CallInfo {
-            actor: info.id,
-            handle,
-            counter,
-        }));
         let actor = &mut self.actor;
-        let outcome = match span.in_scope(|| body.run(actor, desc, keep_args)) {
+        let outcome = match scope.span.in_scope(|| body.run(actor, desc, keep_args)) {
             Running::Done(o) => {
-                if cpu.take().is_some() {
-                    obs.cpu_held
-                        .store(false, std::sync::atomic::Ordering::Relaxed);
-                }
+                scope.release_cpu(info, cpu);
                 Ok(o)
             }
             Running::Pending(f) => {
@@ -415,7 +456,7 @@ impl<A: ActorClass> ActorCore<A> {
                 // actor's result) its CPU goes back to the node, as in Ray's
                 // `ray.get`; it is taken again before the method resumes.
                 let f = HeldWhilePolled::new(f, cpu).tracking(&obs.cpu_held);
-                let f = tracing::Instrument::instrument(f, span.clone());
+                let f = tracing::Instrument::instrument(f, scope.span.clone());
                 // An async call can be interrupted by a crash request.
                 tokio::select! {
                     biased;
@@ -427,7 +468,76 @@ impl<A: ActorClass> ActorCore<A> {
                 }
             }
         };
-        runtime::swap_current_call(outer);
+        let env = Envelope {
+            handle,
+            counter,
+            desc,
+            body,
+        };
+        self.finish_call(info, env, outcome, keep_args, scope)
+    }
+
+    /// The fast path of [`execute`](Self::execute), with no future at all: a
+    /// synchronous method whose arguments are ready, whose CPU (if it needs
+    /// one) is free now, with no crash pending, runs right here. Anything
+    /// else is handed back for the async path.
+    fn execute_now(
+        &mut self,
+        info: &ActorInfo,
+        env: Envelope<A>,
+    ) -> Result<Result<(), Death<A>>, Envelope<A>> {
+        if env.desc.is_async || !env.body.is_ready() || info.crash_pending() {
+            return Err(env);
+        }
+        let cpu = match &self.cpu_per_call {
+            Some(pool) => match pool.try_acquire(&crate::resources::ResourceSet::one_cpu()) {
+                Some(a) => Some(a),
+                None => return Err(env),
+            },
+            None => None,
+        };
+        let keep_args = self.logging();
+        let Envelope {
+            handle,
+            counter,
+            desc,
+            mut body,
+        } = env;
+        let scope = CallScope::begin(info, cpu.is_some(), handle, counter, desc);
+        let actor = &mut self.actor;
+        let outcome = match scope.span.in_scope(|| body.run(actor, desc, keep_args)) {
+            Running::Done(o) => o,
+            Running::Pending(_) => unreachable!("a synchronous method ran asynchronously"),
+        };
+        scope.release_cpu(info, cpu);
+        let env = Envelope {
+            handle,
+            counter,
+            desc,
+            body,
+        };
+        Ok(self.finish_call(info, env, Ok(outcome), keep_args, scope))
+    }
+
+    /// After a call ran (or was interrupted with `Err(cause)`): counters,
+    /// timeline, checkpoint policy, result delivery, replay log.
+    fn finish_call(
+        &mut self,
+        info: &ActorInfo,
+        env: Envelope<A>,
+        outcome: Result<Outcome, String>,
+        keep_args: bool,
+        scope: CallScope,
+    ) -> Result<(), Death<A>> {
+        let Envelope {
+            handle,
+            counter,
+            desc,
+            body,
+        } = env;
+        let t0 = scope.t0;
+        runtime::swap_current_call(scope.outer);
+        let obs = &info.obs;
         let outcome = match outcome {
             Ok(o) => o,
             Err(cause) if keep_args => {
@@ -570,6 +680,20 @@ impl<A: ActorClass> ActorCore<A> {
     /// Offers a call to the frontier and runs it, and every buffered call it
     /// unblocks, in order. `Err` means the actor is dead.
     pub(crate) async fn admit(&mut self, info: &ActorInfo, env: Envelope<A>) -> Result<(), Error> {
+        match self.admit_now(info, env)? {
+            None => Ok(()),
+            Some(step) => self.resume(info, step).await,
+        }
+    }
+
+    /// [`admit`](Self::admit) without a future for as long as calls take the
+    /// synchronous fast path ([`execute_now`](Self::execute_now)); `Some`:
+    /// where the async path must take over.
+    pub(crate) fn admit_now(
+        &mut self,
+        info: &ActorInfo,
+        env: Envelope<A>,
+    ) -> Result<Option<Step<A>>, Error> {
         let mut next = match self.frontier.offer(env.handle, env.counter, env) {
             Offer::Ready(env) => Some(env),
             Offer::Buffered => None,
@@ -582,26 +706,62 @@ impl<A: ActorClass> ActorCore<A> {
                 env.fail(info.death_error(), info);
                 return Err(info.death_error());
             }
-            self.crash_if_requested(info).await?;
             let handle = env.handle;
-            match self.execute(info, env).await {
-                Ok(()) => next = self.frontier.complete(&handle),
-                Err(Death::Panic(cause)) => {
-                    self.rebuild_or_die(info, cause).await?;
-                    // The panicking call failed and is not replayed.
-                    next = self.frontier.complete(&handle);
-                }
-                Err(Death::Killed(env, cause)) => match self.rebuild_or_die(info, cause).await {
-                    // The interrupted call runs again on the rebuilt actor.
-                    Ok(()) => next = Some(env),
-                    Err(e) => {
-                        env.fail(e.clone(), info);
-                        return Err(e);
-                    }
-                },
+            match self.execute_now(info, env) {
+                Err(env) => return Ok(Some(Step::Run(env))),
+                Ok(Ok(())) => next = self.frontier.complete(&handle),
+                Ok(Err(death)) => return Ok(Some(Step::Died(handle, death))),
             }
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// Continues from `step` (a ready call, or a call's death) through every
+    /// call it unblocks. `Err` means the actor is dead.
+    pub(crate) async fn resume(&mut self, info: &ActorInfo, step: Step<A>) -> Result<(), Error> {
+        let mut step = step;
+        loop {
+            let (handle, result) = match step {
+                Step::Died(handle, death) => (handle, Err(death)),
+                Step::Run(env) => {
+                    if info.stop_requested() {
+                        env.fail(info.death_error(), info);
+                        return Err(info.death_error());
+                    }
+                    if info.crash_pending() {
+                        Box::pin(self.crash_if_requested(info)).await?;
+                    }
+                    let handle = env.handle;
+                    let r = match self.execute_now(info, env) {
+                        Ok(r) => r,
+                        Err(env) => self.execute(info, env).await,
+                    };
+                    (handle, r)
+                }
+            };
+            let next = match result {
+                Ok(()) => self.frontier.complete(&handle),
+                Err(Death::Panic(cause)) => {
+                    Box::pin(self.rebuild_or_die(info, cause)).await?;
+                    // The panicking call failed and is not replayed.
+                    self.frontier.complete(&handle)
+                }
+                Err(Death::Killed(env, cause)) => {
+                    match Box::pin(self.rebuild_or_die(info, cause)).await {
+                        // The interrupted call runs again on the rebuilt actor.
+                        Ok(()) => Some(env),
+                        Err(e) => {
+                            env.fail(e.clone(), info);
+                            return Err(e);
+                        }
+                    }
+                }
+            };
+            match next {
+                Some(env) => step = Step::Run(env),
+                None => return Ok(()),
+            }
+        }
     }
 
     /// Runs a call synchronously (local mode). A synchronous method with its
@@ -612,10 +772,12 @@ impl<A: ActorClass> ActorCore<A> {
         info: &ActorInfo,
         env: Envelope<A>,
     ) -> Result<(), Error> {
-        let inline = !env.desc.is_async && env.body.is_ready();
+        let Some(step) = self.admit_now(info, env)? else {
+            return Ok(());
+        };
         match info.runtime() {
-            Some(rt) if !inline => rt.block_local(self.admit(info, env)),
-            _ => block_on(self.admit(info, env)),
+            Some(rt) => rt.block_local(self.resume(info, step)),
+            None => block_on(self.resume(info, step)),
         }
     }
 

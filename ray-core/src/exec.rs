@@ -456,7 +456,14 @@ async fn run_calls<A: ActorClass>(
                 continue;
             }
         };
-        if core.admit(info, env).await.is_err() {
+        // The common case (a ready synchronous call) runs without building
+        // a future; only waits, async methods and deaths take the async path.
+        let admitted = match core.admit_now(info, env) {
+            Ok(None) => Ok(()),
+            Ok(Some(step)) => core.resume(info, step).await,
+            Err(e) => Err(e),
+        };
+        if admitted.is_err() {
             return;
         }
     }

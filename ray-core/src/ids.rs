@@ -16,8 +16,18 @@ pub const ID_LEN: usize = 20;
 macro_rules! define_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
         pub struct $name([u8; ID_LEN]);
+
+        /// Hashes the first 8 bytes only: IDs are SHA-1 outputs or random, so
+        /// those are already uniformly spread (and equal IDs hash equally).
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                let mut first = [0u8; 8];
+                first.copy_from_slice(&self.0[..8]);
+                state.write_u64(u64::from_le_bytes(first));
+            }
+        }
 
         impl $name {
             /// The nil ID: 20 bytes of `0xff`.
