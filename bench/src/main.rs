@@ -45,7 +45,7 @@ usage: ray-bench [--tiny] [--rounds R] [--only W1,W2,W3,W4,MEM] [--cols tokio,ra
   --rounds R    rounds per figure (default 5; the median is printed)
   --only LIST   run only these rows: W1..W4 and MEM (the memory rows)
   --cols LIST   run only these columns (names as in the table header, e.g.
-                tokio,ray,ray-local; `-` may stand for a space); for profiling";
+                tokio,ray,ray-local: `-` may stand for a space); for profiling";
 
 fn parse_args(argv: &[String]) -> Result<Args, String> {
     let mut args = Args {
@@ -90,11 +90,11 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                 let list = it.next().ok_or("--cols needs a list, e.g. tokio,ray")?;
                 let names: Vec<String> = list
                     .split(',')
-                    .map(|c| c.trim().replace('-', " "))
+                    .map(|c| c.trim().to_owned())
                     .filter(|c| !c.is_empty())
                     .collect();
                 for n in &names {
-                    if !Col::all().iter().any(|c| c.label() == n) {
+                    if !Col::all().iter().any(|c| col_matches(*c, n)) {
                         return Err(format!("--cols: unknown column `{n}`"));
                     }
                 }
@@ -131,7 +131,7 @@ fn main() {
         .filter(|c| {
             args.cols
                 .as_ref()
-                .is_none_or(|keep| keep.iter().any(|k| k == c.label()))
+                .is_none_or(|keep| keep.iter().any(|k| col_matches(*c, k)))
         })
         .collect();
 
@@ -177,6 +177,11 @@ fn main() {
         store::print(if args.tiny { 20 } else { 2000 });
     }
     println!("wall time: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Whether `name` names column `c` (its label, spaces optionally as `-`).
+fn col_matches(c: Col, name: &str) -> bool {
+    c.label() == name || c.label().replace(' ', "-") == name
 }
 
 fn args_summary(args: &Args, s: &Sizes) -> String {

@@ -284,6 +284,9 @@ struct CallScope {
     t0: Option<u64>,
     /// The current call before this one.
     outer: Option<CallInfo>,
+    /// Whether the call was set on the thread (synchronous fast path) rather
+    /// than on the actor task.
+    on_thread: bool,
     span: tracing::Span,
 }
 
@@ -295,10 +298,12 @@ impl CallScope {
         handle: ActorHandleId,
         counter: u64,
         desc: &'static MethodDescriptor,
+        on_thread: bool,
     ) -> Self {
         let obs = &info.obs;
         if cpu {
-            obs.cpu_held.store(true, std::sync::atomic::Ordering::Relaxed);
+            obs.cpu_held
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         obs.running(true);
         let span = tracing::debug_span!(
@@ -309,13 +314,19 @@ impl CallScope {
             handle_id = %handle,
             counter,
         );
+        let call = Some(CallInfo {
+            actor: info.id,
+            handle,
+            counter,
+        });
         CallScope {
             t0: obs.timeline.as_ref().map(|tl| tl.now()),
-            outer: runtime::swap_current_call(Some(CallInfo {
-                actor: info.id,
-                handle,
-                counter,
-            })),
+            outer: if on_thread {
+                runtime::swap_thread_call(call)
+            } else {
+                runtime::swap_current_call(call)
+            },
+            on_thread,
             span,
         }
     }
@@ -443,7 +454,7 @@ impl<A: ActorClass> ActorCore<A> {
             None => None,
         };
         let keep_args = self.logging();
-        let scope = CallScope::begin(info, cpu.is_some(), handle, counter, desc);
+        let scope = CallScope::begin(info, cpu.is_some(), handle, counter, desc, false);
         let obs = &info.obs;
         let actor = &mut self.actor;
         let outcome = match scope.span.in_scope(|| body.run(actor, desc, keep_args)) {
@@ -489,13 +500,12 @@ impl<A: ActorClass> ActorCore<A> {
         if env.desc.is_async || !env.body.is_ready() || info.crash_pending() {
             return Err(env);
         }
-        let cpu = match &self.cpu_per_call {
-            Some(pool) => match pool.try_acquire(&crate::resources::ResourceSet::one_cpu()) {
-                Some(a) => Some(a),
-                None => return Err(env),
-            },
-            None => None,
-        };
+        // A default actor's method run needs 1 CPU (no panic can skip the
+        // give-back: the method's panics are caught).
+        let cpu = self.cpu_per_call.as_deref();
+        if cpu.is_some_and(|pool| !pool.try_take_one_cpu()) {
+            return Err(env);
+        }
         let keep_args = self.logging();
         let Envelope {
             handle,
@@ -503,13 +513,18 @@ impl<A: ActorClass> ActorCore<A> {
             desc,
             mut body,
         } = env;
-        let scope = CallScope::begin(info, cpu.is_some(), handle, counter, desc);
+        let scope = CallScope::begin(info, cpu.is_some(), handle, counter, desc, true);
         let actor = &mut self.actor;
         let outcome = match scope.span.in_scope(|| body.run(actor, desc, keep_args)) {
             Running::Done(o) => o,
             Running::Pending(_) => unreachable!("a synchronous method ran asynchronously"),
         };
-        scope.release_cpu(info, cpu);
+        if let Some(pool) = cpu {
+            pool.give_one_cpu();
+            info.obs
+                .cpu_held
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
         let env = Envelope {
             handle,
             counter,
@@ -536,7 +551,11 @@ impl<A: ActorClass> ActorCore<A> {
             body,
         } = env;
         let t0 = scope.t0;
-        runtime::swap_current_call(scope.outer);
+        if scope.on_thread {
+            runtime::swap_thread_call(scope.outer);
+        } else {
+            runtime::swap_current_call(scope.outer);
+        }
         let obs = &info.obs;
         let outcome = match outcome {
             Ok(o) => o,

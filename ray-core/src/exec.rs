@@ -71,7 +71,8 @@ pub(crate) struct MethodCall<A, Args: ArgTuple, R: Returns> {
     /// `None` for a replay entry: its results go nowhere.
     sink: Option<R::Sink>,
     invoke: Invoke<A, Args::Values, R::Payload>,
-    result: Option<Result<R::Payload>>,
+    /// Kept between `run` and `finish`; the error boxed to keep calls small.
+    result: Option<std::result::Result<R::Payload, Box<Error>>>,
 }
 
 impl<A, Args: ArgTuple, R: Returns> MethodCall<A, Args, R> {
@@ -152,16 +153,16 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
         let values = match taken {
             Some(Ok(v)) => v,
             Some(Err(e)) => {
-                self.result = Some(Err(e));
+                self.result = Some(Err(Box::new(e)));
                 return Running::Done(Outcome {
                     ran: false,
                     panic: None,
                 });
             }
             None => {
-                self.result = Some(Err(Error::invalid(
+                self.result = Some(Err(Box::new(Error::invalid(
                     "internal: a call ran twice (please report)",
-                )));
+                ))));
                 return Running::Done(Outcome {
                     ran: false,
                     panic: None,
@@ -173,13 +174,13 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(actor, values)))
                     .map_err(|p| panic_message(&*p));
                 let (result, outcome) = settle(desc, r);
-                self.result = Some(result);
+                self.result = Some(result.map_err(Box::new));
                 Running::Done(outcome)
             }
             Invoke::Async(f) => Running::Pending(Box::pin(async move {
                 let r = catch_unwind(f(actor, values)).await;
                 let (result, outcome) = settle(desc, r);
-                self.result = Some(result);
+                self.result = Some(result.map_err(Box::new));
                 outcome
             })),
         }
@@ -192,11 +193,12 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
             invoke,
             result,
         } = *self;
-        let result = result.unwrap_or_else(|| {
-            Err(Error::invalid(
+        let result = match result {
+            Some(r) => r.map_err(|e| *e),
+            None => Err(Error::invalid(
                 "internal: a call finished without running (please report)",
-            ))
-        });
+            )),
+        };
         let unseen = match sink {
             Some(sink) => R::deliver(sink, result),
             None => None,

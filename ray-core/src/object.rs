@@ -16,14 +16,19 @@ use crate::ids::ObjectId;
 
 enum State<T> {
     Pending(Waiters),
-    Ready(Result<T>),
+    /// The error is boxed so a slot stays small (an `Error` is ~80 bytes,
+    /// and a pipelined caller holds a slot per call in flight).
+    Ready(std::result::Result<T, Box<Error>>),
 }
 
 /// Who waits for an object: usually one task, kept inline (no allocation).
 #[derive(Default)]
 struct Waiters {
     first: Option<Waker>,
-    rest: Vec<Waker>,
+    /// Further waiters, rare: boxed so the slot stays small (one pointer
+    /// instead of a `Vec`'s three).
+    #[allow(clippy::box_collection)]
+    rest: Option<Box<Vec<Waker>>>,
 }
 
 impl Waiters {
@@ -32,8 +37,9 @@ impl Waiters {
             None => self.first = Some(w.clone()),
             Some(f) if f.will_wake(w) => {}
             Some(_) => {
-                if !self.rest.iter().any(|r| r.will_wake(w)) {
-                    self.rest.push(w.clone());
+                let rest = self.rest.get_or_insert_with(Box::default);
+                if !rest.iter().any(|r| r.will_wake(w)) {
+                    rest.push(w.clone());
                 }
             }
         }
@@ -43,7 +49,7 @@ impl Waiters {
         if let Some(f) = self.first {
             f.wake();
         }
-        for w in self.rest {
+        for w in self.rest.into_iter().flat_map(|r| *r) {
             w.wake();
         }
     }
@@ -95,6 +101,15 @@ impl<T> fmt::Debug for ObjectRef<T> {
     }
 }
 
+/// A copy of a stored result.
+#[inline]
+fn read<T: Clone>(r: &std::result::Result<T, Box<Error>>) -> Result<T> {
+    match r {
+        Ok(v) => Ok(v.clone()),
+        Err(e) => Err((**e).clone()),
+    }
+}
+
 /// The producing side of an object. Completing twice keeps the first value;
 /// dropping it unsent fails the object with [`Error::ObjectLost`], so no reader
 /// ever waits forever.
@@ -132,7 +147,7 @@ fn complete<T>(slot: Arc<Slot<T>>, value: Result<T>) {
             State::Ready(_) => return,
             State::Pending(w) => {
                 let w = std::mem::take(w);
-                *state = State::Ready(value);
+                *state = State::Ready(value.map_err(Box::new));
                 w
             }
         }
@@ -165,7 +180,7 @@ impl<T> ObjectRef<T> {
         ObjectRef {
             slot: Arc::new(Slot {
                 id: std::sync::OnceLock::new(),
-                state: Mutex::new(State::Ready(value)),
+                state: Mutex::new(State::Ready(value.map_err(Box::new))),
             }),
         }
     }
@@ -212,7 +227,7 @@ impl<T: Clone> ObjectRef<T> {
     /// The value (a copy), or the error that produced it, if available now.
     pub fn try_get(&self) -> Option<Result<T>> {
         match &*self.slot.lock() {
-            State::Ready(r) => Some(r.clone()),
+            State::Ready(r) => Some(read(r)),
             State::Pending(_) => None,
         }
     }
@@ -225,7 +240,7 @@ impl<T: Clone> ObjectRef<T> {
     fn poll_get(&self, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let mut state = self.slot.lock();
         match &mut *state {
-            State::Ready(r) => Poll::Ready(r.clone()),
+            State::Ready(r) => Poll::Ready(read(r)),
             State::Pending(wakers) => {
                 wakers.register(cx.waker());
                 crate::resources::note_awaiting_object();

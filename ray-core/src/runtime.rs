@@ -57,9 +57,11 @@ pub(crate) trait ActorControl: Send + Sync {
 /// How many stopped actors the state API remembers.
 const DEAD_ACTORS_KEPT: usize = 1000;
 
+type IdMap<V> = HashMap<ActorId, V, std::hash::BuildHasherDefault<crate::executor::IdHasher>>;
+
 #[derive(Default)]
 struct Registry {
-    actors: HashMap<ActorId, Arc<dyn ActorControl>>,
+    actors: IdMap<Arc<dyn ActorControl>>,
     names: HashMap<String, ActorId>,
     /// The most recently stopped actors, oldest first.
     dead: std::collections::VecDeque<Arc<crate::actor::ActorInfo>>,
@@ -277,7 +279,7 @@ impl RuntimeInner {
             call: Cell::new(None),
             gpus: RefCell::new(Vec::new()),
         };
-        spawner.spawn(CURRENT_TASK.scope(ctx, async move {
+        spawner.spawn(InTask::new(ctx, async move {
             let _done = done;
             fut.await;
         }));
@@ -321,8 +323,83 @@ impl Drop for TaskDone {
     }
 }
 
-tokio::task_local! {
-    static CURRENT_TASK: TaskCtx;
+thread_local! {
+    /// The `TaskCtx` of the task being polled on this thread (null outside
+    /// [`InTask::poll`]).
+    static CURRENT_TASK: Cell<*const TaskCtx> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f` with the context of the actor task (or remote function call)
+/// being polled on this thread, if any.
+#[inline]
+fn with_task<R>(f: impl FnOnce(&TaskCtx) -> R) -> Option<R> {
+    let p = CURRENT_TASK.with(Cell::get);
+    // SAFETY: `p` is non-null only while an `InTask` is polled or dropped on
+    // this thread, and it points at that `InTask`'s context, which is pinned
+    // and alive for that whole time; `f` cannot keep the reference (its
+    // result cannot borrow from it).
+    (!p.is_null()).then(|| f(unsafe { &*p }))
+}
+
+/// Makes `ctx` the thread's current task context until dropped.
+struct Current(*const TaskCtx);
+
+impl Current {
+    #[inline]
+    fn set(ctx: &TaskCtx) -> Self {
+        Current(CURRENT_TASK.with(|c| c.replace(ctx)))
+    }
+}
+
+impl Drop for Current {
+    #[inline]
+    fn drop(&mut self) {
+        CURRENT_TASK.with(|c| c.set(self.0));
+    }
+}
+
+/// A task whose `TaskCtx` is current while it is polled (and dropped): what
+/// `tokio::task_local!` does, for one pointer swap per poll instead of moving
+/// the context in and out of a `RefCell` (which showed in profiles).
+struct InTask<F> {
+    ctx: TaskCtx,
+    fut: std::mem::ManuallyDrop<F>,
+    _pinned: std::marker::PhantomPinned,
+}
+
+impl<F> InTask<F> {
+    fn new(ctx: TaskCtx, fut: F) -> Self {
+        InTask {
+            ctx,
+            fut: std::mem::ManuallyDrop::new(fut),
+            _pinned: std::marker::PhantomPinned,
+        }
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for InTask<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        // SAFETY: nothing is moved out of `self`; `fut` stays pinned with it.
+        let this = unsafe { self.get_unchecked_mut() };
+        let _current = Current::set(&this.ctx);
+        // SAFETY: `fut` is structurally pinned: never moved, dropped in place.
+        unsafe { std::pin::Pin::new_unchecked(&mut *this.fut) }.poll(cx)
+    }
+}
+
+impl<F> Drop for InTask<F> {
+    fn drop(&mut self) {
+        // The future's own drop (an actor's state, its calls) still sees its
+        // task, as under `tokio::task_local!`.
+        let _current = Current::set(&self.ctx);
+        // SAFETY: dropped exactly once, here, in place.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.fut) };
+    }
 }
 
 thread_local! {
@@ -349,10 +426,7 @@ pub(crate) fn with_task_id<R>(task: TaskId, f: impl FnOnce() -> R) -> R {
 
 /// Records the GPU IDs held by the current actor task or function call.
 pub(crate) fn set_gpu_ids(ids: &[usize]) {
-    if CURRENT_TASK
-        .try_with(|c| *c.gpus.borrow_mut() = ids.to_vec())
-        .is_err()
-    {
+    if with_task(|c| *c.gpus.borrow_mut() = ids.to_vec()).is_none() {
         THREAD_GPUS.with(|g| *g.borrow_mut() = ids.to_vec());
     }
 }
@@ -361,9 +435,7 @@ pub(crate) fn set_gpu_ids(ids: &[usize]) {
 /// for an actor's whole life; empty outside, and for actors and calls that
 /// hold no GPU.
 pub fn get_gpu_ids() -> Vec<usize> {
-    CURRENT_TASK
-        .try_with(|c| c.gpus.borrow().clone())
-        .ok()
+    with_task(|c| c.gpus.borrow().clone())
         .filter(|g| !g.is_empty())
         .unwrap_or_else(|| THREAD_GPUS.with(|g| g.borrow().clone()))
 }
@@ -388,16 +460,20 @@ pub fn cluster_resources() -> std::collections::BTreeMap<String, f64> {
 /// Sets the call running here (`None` between calls) and returns the previous
 /// one: in an actor task its task-local, elsewhere (local mode) this thread's.
 pub(crate) fn swap_current_call(call: Option<CallInfo>) -> Option<CallInfo> {
-    CURRENT_TASK
-        .try_with(|c| c.call.replace(call))
-        .unwrap_or_else(|_| LOCAL_CALL.with(|c| c.replace(call)))
+    with_task(|c| c.call.replace(call)).unwrap_or_else(|| LOCAL_CALL.with(|c| c.replace(call)))
+}
+
+/// Sets the call running synchronously on this thread (a synchronous
+/// method on the actor task's fast path: it cannot move threads while it
+/// runs) and returns the previous one.
+#[inline]
+pub(crate) fn swap_thread_call(call: Option<CallInfo>) -> Option<CallInfo> {
+    LOCAL_CALL.with(|c| c.replace(call))
 }
 
 /// The call running here, if any.
 pub(crate) fn current_call() -> Option<CallInfo> {
-    CURRENT_TASK
-        .try_with(|c| c.call.get())
-        .ok()
+    with_task(|c| c.call.get())
         .flatten()
         .or_else(|| LOCAL_CALL.with(|c| c.get()))
 }
@@ -425,7 +501,7 @@ static BY_TOKIO_RUNTIME: TokioRegistry = Mutex::new(Vec::new());
 
 /// The current runtime, if any.
 pub(crate) fn try_current() -> Option<Arc<RuntimeInner>> {
-    if let Ok(rt) = CURRENT_TASK.try_with(|c| c.rt.clone()) {
+    if let Some(rt) = with_task(|c| c.rt.clone()) {
         if !rt.is_shut_down() {
             return Some(rt);
         }
