@@ -216,19 +216,32 @@ impl ActorInfo {
     /// Records the death (first cause wins) and returns the error calls get.
     pub(crate) fn set_dead(&self, err: Error) -> Error {
         let mut d = lock(&self.death);
-        if d.is_none() {
-            tracing::info!(
-                class = self.class,
-                actor_id = %self.id,
-                cause = %DeathCause(&err),
-                "ray: actor died"
-            );
-            if let Some(tl) = &self.obs.timeline {
-                let cause = death_cause(&err);
-                tl.instant(self.id, "died", "actor", vec![("cause", cause.into())]);
-            }
-        }
+        self.record_death(&d, &err);
         d.get_or_insert(err).clone()
+    }
+
+    /// [`set_dead`](Self::set_dead) for callers that do not need the error.
+    pub(crate) fn mark_dead(&self, err: Error) {
+        let mut d = lock(&self.death);
+        self.record_death(&d, &err);
+        d.get_or_insert(err);
+    }
+
+    /// Logs (and records on the timeline) the first death.
+    fn record_death(&self, current: &Option<Error>, err: &Error) {
+        if current.is_some() {
+            return;
+        }
+        tracing::info!(
+            class = self.class,
+            actor_id = %self.id,
+            cause = %DeathCause(err),
+            "ray: actor died"
+        );
+        if let Some(tl) = &self.obs.timeline {
+            let cause = death_cause(err);
+            tl.instant(self.id, "died", "actor", vec![("cause", cause.into())]);
+        }
     }
 
     /// The state API's view of this actor.
@@ -318,7 +331,7 @@ impl<A: 'static> Drop for ActorShared<A> {
     fn drop(&mut self) {
         if let Mode::Local(_) = &self.mode {
             self.info
-                .set_dead(self.info.died("every handle to the actor was dropped"));
+                .mark_dead(self.info.died("every handle to the actor was dropped"));
             if let Some(rt) = self.info.runtime() {
                 rt.unregister(&self.info.id);
             }
@@ -606,7 +619,7 @@ impl<A: ActorClass> fmt::Debug for RawHandle<A> {
 }
 
 fn request_stop(info: &ActorInfo, cause: String) {
-    info.set_dead(info.died(cause));
+    info.mark_dead(info.died(cause));
     info.stop_requested.store(true, Ordering::Release);
 }
 

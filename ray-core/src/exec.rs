@@ -313,7 +313,7 @@ async fn place<A>(
             allocation = &mut acquire => return Some((allocation, waited)),
             msg = rx.recv() => match msg {
                 None => {
-                    info.set_dead(info.died("every handle to the actor was dropped before it was placed"));
+                    info.mark_dead(info.died("every handle to the actor was dropped before it was placed"));
                     return None;
                 }
                 Some(Msg::Wake) if info.stop_requested() => return None,
@@ -422,13 +422,18 @@ async fn finish<A>(
     leftovers: Vec<Envelope<A>>,
 ) {
     rx.close();
-    let err = info.death_error();
+    // Built only if some call is left to fail with it.
+    let mut err = None;
+    let mut fail = |env: Envelope<A>| {
+        let e = err.get_or_insert_with(|| info.death_error()).clone();
+        env.fail(e, info);
+    };
     for env in leftovers {
-        env.fail(err.clone(), info);
+        fail(env);
     }
     while let Some(msg) = rx.recv().await {
         if let Msg::Call(env) = msg {
-            env.fail(err.clone(), info);
+            fail(env);
         }
     }
     if let Some(rt) = info.runtime() {
@@ -470,6 +475,6 @@ async fn run_calls<A: ActorClass>(
         }
     }
     if !info.stop_requested() {
-        info.set_dead(info.died("every handle to the actor was dropped"));
+        info.mark_dead(info.died("every handle to the actor was dropped"));
     }
 }

@@ -73,14 +73,21 @@ impl std::hash::Hasher for IdHasher {
 type IdMap<V> = HashMap<ActorHandleId, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// The per-actor frontier with its reorder buffers. `T` is the queued call.
+///
+/// The first handle seen (the original handle, whose creation task
+/// [`advance_to`](Frontier::advance_to) records) keeps its lane inline: most
+/// actors are called through it alone, and then no map is allocated or
+/// hashed per call. Every other handle's lane is in the map.
 #[derive(Debug)]
 pub struct Frontier<T> {
+    first: Option<(ActorHandleId, Lane<T>)>,
     lanes: IdMap<Lane<T>>,
 }
 
 impl<T> Default for Frontier<T> {
     fn default() -> Self {
         Frontier {
+            first: None,
             lanes: IdMap::default(),
         }
     }
@@ -99,15 +106,46 @@ impl<T> Frontier<T> {
         Self::default()
     }
 
+    /// The lane of `handle`, created if new.
+    #[inline]
+    fn lane_entry(&mut self, handle: ActorHandleId) -> &mut Lane<T> {
+        let first = self.first.get_or_insert_with(|| (handle, Lane::default()));
+        if first.0 == handle {
+            return &mut first.1;
+        }
+        self.lanes.entry(handle).or_default()
+    }
+
+    /// The lane of `handle`, if it has one.
+    #[inline]
+    fn lane_mut(&mut self, handle: &ActorHandleId) -> Option<&mut Lane<T>> {
+        if let Some((h, lane)) = &mut self.first {
+            if h == handle {
+                return Some(lane);
+            }
+        }
+        self.lanes.get_mut(handle)
+    }
+
+    /// Every lane.
+    fn all_lanes(&self) -> impl Iterator<Item = (&ActorHandleId, &Lane<T>)> {
+        self.first
+            .iter()
+            .map(|(h, l)| (h, l))
+            .chain(self.lanes.iter())
+    }
+
     /// The next counter expected from `handle`.
     pub fn next_expected(&self, handle: &ActorHandleId) -> u64 {
-        self.lanes.get(handle).map_or(0, |l| l.next)
+        self.all_lanes()
+            .find(|(h, _)| *h == handle)
+            .map_or(0, |(_, l)| l.next)
     }
 
     /// Marks every counter of `handle` up to and including `counter` as done
     /// (used for the creation task, counter 0 of the original handle).
     pub fn advance_to(&mut self, handle: ActorHandleId, counter: u64) {
-        let lane = self.lanes.entry(handle).or_default();
+        let lane = self.lane_entry(handle);
         if lane.next <= counter {
             lane.next = counter + 1;
             lane.early.retain(|c, _| *c > counter);
@@ -117,7 +155,7 @@ impl<T> Frontier<T> {
     /// Offers a call. At most one call per handle is `Ready` at a time: the next
     /// one becomes available through [`Frontier::complete`].
     pub fn offer(&mut self, handle: ActorHandleId, counter: u64, call: T) -> Offer<T> {
-        let lane = self.lanes.entry(handle).or_default();
+        let lane = self.lane_entry(handle);
         if counter < lane.next || (counter == lane.next && lane.running) {
             return Offer::Duplicate(call);
         }
@@ -135,7 +173,7 @@ impl<T> Frontier<T> {
     /// Records that the ready call of `handle` finished; returns the handle's
     /// next call if it is already buffered (it is then the ready one).
     pub fn complete(&mut self, handle: &ActorHandleId) -> Option<T> {
-        let lane = self.lanes.get_mut(handle)?;
+        let lane = self.lane_mut(handle)?;
         debug_assert!(lane.running, "complete() without a ready call");
         lane.next += 1;
         match lane.early.remove(&lane.next) {
@@ -149,13 +187,15 @@ impl<T> Frontier<T> {
 
     /// Number of calls waiting in reorder buffers.
     pub fn buffered(&self) -> usize {
-        self.lanes.values().map(|l| l.early.len()).sum()
+        self.all_lanes().map(|(_, l)| l.early.len()).sum()
     }
 
     /// Drains every buffered call (to fail them when the actor dies).
     pub fn drain(&mut self) -> Vec<T> {
-        self.lanes
-            .values_mut()
+        self.first
+            .iter_mut()
+            .map(|(_, l)| l)
+            .chain(self.lanes.values_mut())
             .flat_map(|l| std::mem::take(&mut l.early).into_values())
             .collect()
     }
@@ -163,7 +203,7 @@ impl<T> Frontier<T> {
     /// The frontier's serializable snapshot (what a checkpoint records).
     pub fn snapshot(&self) -> FrontierSnapshot {
         FrontierSnapshot {
-            next: self.lanes.iter().map(|(h, l)| (*h, l.next)).collect(),
+            next: self.all_lanes().map(|(h, l)| (*h, l.next)).collect(),
         }
     }
 }
