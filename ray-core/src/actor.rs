@@ -152,6 +152,16 @@ fn death_cause(err: &Error) -> String {
     }
 }
 
+/// Why calls fail once every handle of an actor was dropped.
+const HANDLES_DROPPED: &str = "every handle to the actor was dropped";
+
+/// How an actor died: its error, or the ordinary end, whose error is built
+/// only if some call asks for it (most actors end this way, unobserved).
+enum Died {
+    Error(Error),
+    HandlesDropped,
+}
+
 /// Displays [`death_cause`] without building it unless a subscriber asks.
 struct DeathCause<'a>(&'a Error);
 
@@ -167,7 +177,7 @@ pub(crate) struct ActorInfo {
     pub(crate) class: &'static str,
     runtime: Weak<RuntimeInner>,
     pub(crate) stop_requested: AtomicBool,
-    death: Mutex<Option<Error>>,
+    death: Mutex<Option<Died>>,
     /// Handle IDs given out by deserialization, to refuse a second handle with
     /// the same ID (its counters would collide with the first one's).
     deserialized: Mutex<HashSet<ActorHandleId>>,
@@ -208,45 +218,69 @@ impl ActorInfo {
 
     /// The error for calls that reach a dead actor.
     pub(crate) fn death_error(&self) -> Error {
-        lock(&self.death)
-            .clone()
-            .unwrap_or_else(|| self.died("the actor stopped"))
+        match &*lock(&self.death) {
+            Some(Died::Error(e)) => e.clone(),
+            Some(Died::HandlesDropped) => self.died(HANDLES_DROPPED),
+            None => self.died("the actor stopped"),
+        }
     }
 
     /// Records the death (first cause wins) and returns the error calls get.
     pub(crate) fn set_dead(&self, err: Error) -> Error {
         let mut d = lock(&self.death);
-        self.record_death(&d, &err);
-        d.get_or_insert(err).clone()
+        if d.is_none() {
+            self.record_death(&DeathCause(&err));
+            *d = Some(Died::Error(err));
+        }
+        match d.as_ref() {
+            Some(Died::Error(e)) => e.clone(),
+            _ => self.died(HANDLES_DROPPED),
+        }
     }
 
     /// [`set_dead`](Self::set_dead) for callers that do not need the error.
     pub(crate) fn mark_dead(&self, err: Error) {
         let mut d = lock(&self.death);
-        self.record_death(&d, &err);
-        d.get_or_insert(err);
+        if d.is_none() {
+            self.record_death(&DeathCause(&err));
+            *d = Some(Died::Error(err));
+        }
+    }
+
+    /// The ordinary end: every handle was dropped (no error is built unless
+    /// a call asks for one).
+    pub(crate) fn mark_handles_dropped(&self) {
+        let mut d = lock(&self.death);
+        if d.is_none() {
+            self.record_death(&HANDLES_DROPPED);
+            *d = Some(Died::HandlesDropped);
+        }
     }
 
     /// Logs (and records on the timeline) the first death.
-    fn record_death(&self, current: &Option<Error>, err: &Error) {
-        if current.is_some() {
-            return;
-        }
+    fn record_death(&self, cause: &dyn fmt::Display) {
         tracing::info!(
             class = self.class,
             actor_id = %self.id,
-            cause = %DeathCause(err),
+            %cause,
             "ray: actor died"
         );
         if let Some(tl) = &self.obs.timeline {
-            let cause = death_cause(err);
-            tl.instant(self.id, "died", "actor", vec![("cause", cause.into())]);
+            tl.instant(
+                self.id,
+                "died",
+                "actor",
+                vec![("cause", cause.to_string().into())],
+            );
         }
     }
 
     /// The state API's view of this actor.
     pub(crate) fn state(&self, checkpoints: usize) -> crate::observe::ActorState {
-        let death = lock(&self.death).as_ref().map(death_cause);
+        let death = lock(&self.death).as_ref().map(|d| match d {
+            Died::Error(e) => death_cause(e),
+            Died::HandlesDropped => HANDLES_DROPPED.to_owned(),
+        });
         self.obs.state(
             self.id,
             self.class,
@@ -330,8 +364,7 @@ impl<A: 'static> Drop for ActorShared<A> {
     /// notices the closed mailbox and does this itself).
     fn drop(&mut self) {
         if let Mode::Local(_) = &self.mode {
-            self.info
-                .mark_dead(self.info.died("every handle to the actor was dropped"));
+            self.info.mark_handles_dropped();
             if let Some(rt) = self.info.runtime() {
                 rt.unregister(&self.info.id);
             }

@@ -475,6 +475,6 @@ async fn run_calls<A: ActorClass>(
         }
     }
     if !info.stop_requested() {
-        info.mark_dead(info.died("every handle to the actor was dropped"));
+        info.mark_handles_dropped();
     }
 }
