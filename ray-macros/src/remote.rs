@@ -9,6 +9,7 @@ use syn::{Expr, ExprLit, Ident, ItemFn, Lit};
 use crate::ast::{check_fn_header, params, returns, Output};
 use crate::attr::{crate_path, key, parse_resources, quantity, skip_value, MAX_NUM_RETURNS};
 use crate::ctxt::{did_you_mean, Ctxt};
+use crate::expand::{resource_setters, to_result};
 
 const REMOTE_OPTIONS: &[&str] = &["num_returns", "num_cpus", "num_gpus", "resources", "crate"];
 
@@ -134,22 +135,9 @@ fn generate(
             quote!((#(#krate::__private::ObjectRef<#elems>,)*)),
         ),
     };
-    let ok = quote!(#krate::__private::core::result::Result::Ok);
-    let err = quote!(#krate::__private::core::result::Result::Err);
     let call = quote!(super::#ident(#(#names),*));
     let call = if is_async { quote!(#call.await) } else { call };
-    let v = Ident::new("__ray_value", Span::mixed_site());
-    let e = Ident::new("__ray_error", Span::mixed_site());
-    let body = match output {
-        Output::Unit => quote!({ #call; #ok(()) }),
-        Output::Plain(_) => quote!(#ok(#call)),
-        Output::Fallible(_) => quote! {
-            match #call {
-                #ok(#v) => #ok(#v),
-                #err(#e) => #err(#krate::__private::error_message(&#e)),
-            }
-        },
-    };
+    let body = to_result(&krate, output, call);
     let invoke = Ident::new("__ray_invoke", Span::mixed_site());
     let result =
         quote!(#krate::__private::core::result::Result<#payload, #krate::__private::String>);
@@ -185,7 +173,11 @@ fn generate(
     let doc_mod = format!("Remote calls of [`{name}`](fn@{name}): `{name}::remote(..)` runs it as a task and returns refs at once.");
     let doc_remote = format!("Runs `{name}` as a remote task (arguments: values or refs) and returns refs to its result at once.");
     let options_ty = format_ident!("Options");
-    let into_f64 = quote!(impl #krate::__private::core::convert::Into<f64>);
+    let setters = resource_setters(
+        &krate,
+        "CPUs the call holds while it runs.",
+        "the call holds while it runs",
+    );
     quote! {
         #[doc = #doc_mod]
         #[allow(non_snake_case, clippy::module_name_repetitions)]
@@ -219,21 +211,7 @@ fn generate(
             }
 
             impl #options_ty {
-                /// CPUs the call holds while it runs.
-                pub fn num_cpus(mut self, q: #into_f64) -> Self {
-                    self.__options = self.__options.num_cpus(q);
-                    self
-                }
-                /// GPUs the call holds while it runs.
-                pub fn num_gpus(mut self, q: #into_f64) -> Self {
-                    self.__options = self.__options.num_gpus(q);
-                    self
-                }
-                /// A custom resource the call holds while it runs.
-                pub fn resource(mut self, name: &str, q: #into_f64) -> Self {
-                    self.__options = self.__options.resource(name, q);
-                    self
-                }
+                #setters
                 #[doc = #doc_remote]
                 #[allow(clippy::too_many_arguments, clippy::unused_unit)]
                 pub fn remote(self, #(#names: impl #krate::__private::IntoArg<#tys>),*) -> #refs {
