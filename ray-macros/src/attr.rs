@@ -2,6 +2,7 @@
 //! `parse_nested_meta`. Keyword lists live here, in one place.
 
 use proc_macro2::{Span, TokenStream};
+use quote::quote;
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::{Expr, ExprLit, ExprUnary, Lit, LitStr, UnOp};
@@ -32,11 +33,68 @@ pub(crate) const MAX_NUM_RETURNS: usize = 12;
 pub(crate) struct StructAttr {
     pub(crate) krate: Option<syn::Path>,
     pub(crate) max_reconstructions: Option<u64>,
+    pub(crate) resources: ResourceOpts,
+    pub(crate) checkpointable: Option<Span>,
+    pub(crate) checkpoint: Option<AutoCheckpoint>,
+}
+
+/// `num_cpus = q`, `num_gpus = q`, `resources(name = q, ..)`: shared by
+/// `#[ray::actor]` and `#[ray::remote]`.
+#[derive(Default)]
+pub(crate) struct ResourceOpts {
     pub(crate) num_cpus: Option<f64>,
     pub(crate) num_gpus: Option<f64>,
     pub(crate) resources: Vec<(String, f64)>,
-    pub(crate) checkpointable: Option<Span>,
-    pub(crate) checkpoint: Option<AutoCheckpoint>,
+}
+
+impl ResourceOpts {
+    /// Parses option `k` if it is a resource option; `Ok(false)` otherwise.
+    pub(crate) fn parse(
+        &mut self,
+        cx: &Ctxt,
+        meta: &ParseNestedMeta<'_>,
+        k: &str,
+    ) -> syn::Result<bool> {
+        match k {
+            "num_cpus" | "num_gpus" => {
+                let expr: Expr = meta.value()?.parse()?;
+                let q = quantity(cx, k, &expr);
+                if k == "num_cpus" {
+                    self.num_cpus = q;
+                } else {
+                    self.num_gpus = q;
+                }
+            }
+            "resources" => {
+                if !meta.input.peek(syn::token::Paren) {
+                    cx.error_spanned_by(
+                        &meta.path,
+                        "`resources` takes a list: `resources(name = quantity, ..)`",
+                    );
+                    skip_value(meta)?;
+                } else {
+                    parse_resources(cx, meta, &mut self.resources)?;
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `options` followed by the builder calls that set these resources.
+    pub(crate) fn apply(&self, options: TokenStream) -> TokenStream {
+        let mut opts = options;
+        if let Some(q) = self.num_cpus {
+            opts = quote!(#opts.num_cpus(#q));
+        }
+        if let Some(q) = self.num_gpus {
+            opts = quote!(#opts.num_gpus(#q));
+        }
+        for (name, q) in &self.resources {
+            opts = quote!(#opts.resource(#name, #q));
+        }
+        opts
+    }
 }
 
 /// `checkpoint(every_calls = N, every_ms = T, keep = K)`.
@@ -246,25 +304,7 @@ pub(crate) fn parse_struct_attr(cx: &Ctxt, args: TokenStream) -> StructAttr {
                     ),
                 }
             }
-            "num_cpus" | "num_gpus" => {
-                let expr: Expr = meta.value()?.parse()?;
-                let q = quantity(cx, &k, &expr);
-                if k == "num_cpus" {
-                    out.num_cpus = q;
-                } else {
-                    out.num_gpus = q;
-                }
-            }
-            "resources" => {
-                if !meta.input.peek(syn::token::Paren) {
-                    cx.error_spanned_by(
-                        &meta.path,
-                        "`resources` takes a list: `resources(name = quantity, ..)`",
-                    );
-                    return skip_value(&meta);
-                }
-                parse_resources(cx, &meta, &mut out.resources)?;
-            }
+            _ if out.resources.parse(cx, &meta, &k)? => {}
             _ => {
                 cx.error_spanned_by(
                     &meta.path,

@@ -208,15 +208,7 @@ impl StructGen<'_> {
             let n = n as u32;
             opts = quote!(#opts.max_reconstructions(#n));
         }
-        if let Some(q) = a.num_cpus {
-            opts = quote!(#opts.num_cpus(#q));
-        }
-        if let Some(q) = a.num_gpus {
-            opts = quote!(#opts.num_gpus(#q));
-        }
-        for (name, q) in &a.resources {
-            opts = quote!(#opts.resource(#name, #q));
-        }
+        opts = a.resources.apply(opts);
         if a.checkpointable.is_some() {
             opts = quote!(#opts.__checkpointable(true));
         }

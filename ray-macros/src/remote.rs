@@ -7,7 +7,7 @@ use syn::parse::Parser;
 use syn::{Expr, ExprLit, Ident, ItemFn, Lit};
 
 use crate::ast::{check_fn_header, params, returns, Output};
-use crate::attr::{crate_path, key, parse_resources, quantity, skip_value, MAX_NUM_RETURNS};
+use crate::attr::{crate_path, key, skip_value, ResourceOpts, MAX_NUM_RETURNS};
 use crate::ctxt::{did_you_mean, Ctxt};
 use crate::expand::{resource_setters, to_result};
 
@@ -17,9 +17,7 @@ const REMOTE_OPTIONS: &[&str] = &["num_returns", "num_cpus", "num_gpus", "resour
 struct RemoteAttr {
     krate: Option<syn::Path>,
     num_returns: Option<usize>,
-    num_cpus: Option<f64>,
-    num_gpus: Option<f64>,
-    resources: Vec<(String, f64)>,
+    resources: ResourceOpts,
 }
 
 fn parse_attr(cx: &Ctxt, args: TokenStream) -> RemoteAttr {
@@ -44,16 +42,7 @@ fn parse_attr(cx: &Ctxt, args: TokenStream) -> RemoteAttr {
                     ),
                 }
             }
-            "num_cpus" | "num_gpus" => {
-                let expr: Expr = meta.value()?.parse()?;
-                let q = quantity(cx, &k, &expr);
-                if k == "num_cpus" {
-                    out.num_cpus = q;
-                } else {
-                    out.num_gpus = q;
-                }
-            }
-            "resources" => parse_resources(cx, &meta, &mut out.resources)?,
+            _ if out.resources.parse(cx, &meta, &k)? => {}
             _ => {
                 cx.error_spanned_by(
                     &meta.path,
@@ -159,16 +148,7 @@ fn generate(
     } else {
         quote!(Sync)
     };
-    let mut opts = quote!(<#krate::__private::TaskOptions as #krate::__private::core::default::Default>::default());
-    if let Some(q) = attr.num_cpus {
-        opts = quote!(#opts.num_cpus(#q));
-    }
-    if let Some(q) = attr.num_gpus {
-        opts = quote!(#opts.num_gpus(#q));
-    }
-    for (n, q) in &attr.resources {
-        opts = quote!(#opts.resource(#n, #q));
-    }
+    let opts = attr.resources.apply(quote!(<#krate::__private::TaskOptions as #krate::__private::core::default::Default>::default()));
     let desc = Ident::new("__RAY_DESC", Span::mixed_site());
     let doc_mod = format!("Remote calls of [`{name}`](fn@{name}): `{name}::remote(..)` runs it as a task and returns refs at once.");
     let doc_remote = format!("Runs `{name}` as a remote task (arguments: values or refs) and returns refs to its result at once.");
