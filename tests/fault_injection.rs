@@ -31,61 +31,45 @@ pub struct Plain {
     s: Entries,
 }
 
-#[ray::actor]
-impl Plain {
-    pub fn add(&mut self, key: u32, seq: u32) -> usize {
-        self.s.entries.push((key, seq));
-        self.s.entries.len()
-    }
-
-    pub async fn add_slow(&mut self, key: u32, seq: u32, yields: u32) -> usize {
-        for _ in 0..yields {
-            tokio::task::yield_now().await;
-        }
-        self.s.entries.push((key, seq));
-        self.s.entries.len()
-    }
-
-    pub fn boom(&mut self, key: u32) -> usize {
-        self.s.entries.push((key, u32::MAX));
-        panic!("boom from {key}")
-    }
-
-    pub fn entries(&self) -> Vec<(u32, u32)> {
-        self.s.entries.clone()
-    }
-}
-
 #[ray::actor(max_reconstructions = 1000, checkpoint(every_calls = 7, keep = 3))]
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct Durable {
     s: Entries,
 }
 
-#[ray::actor]
-impl Durable {
-    pub fn add(&mut self, key: u32, seq: u32) -> usize {
-        self.s.entries.push((key, seq));
-        self.s.entries.len()
-    }
+/// The same four methods on both actor kinds (an `#[ray::actor]` impl
+/// belongs to one class, so a macro writes it twice).
+macro_rules! ledger_methods {
+    ($actor:ident) => {
+        #[ray::actor]
+        impl $actor {
+            pub fn add(&mut self, key: u32, seq: u32) -> usize {
+                self.s.entries.push((key, seq));
+                self.s.entries.len()
+            }
 
-    pub async fn add_slow(&mut self, key: u32, seq: u32, yields: u32) -> usize {
-        for _ in 0..yields {
-            tokio::task::yield_now().await;
+            pub async fn add_slow(&mut self, key: u32, seq: u32, yields: u32) -> usize {
+                for _ in 0..yields {
+                    tokio::task::yield_now().await;
+                }
+                self.s.entries.push((key, seq));
+                self.s.entries.len()
+            }
+
+            pub fn boom(&mut self, key: u32) -> usize {
+                self.s.entries.push((key, u32::MAX));
+                panic!("boom from {key}")
+            }
+
+            pub fn entries(&self) -> Vec<(u32, u32)> {
+                self.s.entries.clone()
+            }
         }
-        self.s.entries.push((key, seq));
-        self.s.entries.len()
-    }
-
-    pub fn boom(&mut self, key: u32) -> usize {
-        self.s.entries.push((key, u32::MAX));
-        panic!("boom from {key}")
-    }
-
-    pub fn entries(&self) -> Vec<(u32, u32)> {
-        self.s.entries.clone()
-    }
+    };
 }
+
+ledger_methods!(Plain);
+ledger_methods!(Durable);
 
 /// What one schedule did.
 #[derive(Default)]
