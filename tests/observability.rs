@@ -463,3 +463,79 @@ async fn tracing_has_a_span_per_call_and_lifecycle_events() {
         );
     }
 }
+
+/// The state API's counters under concurrency: many callers (forked
+/// handles) with random delays, a poller reading `ray::actors()` meanwhile.
+/// Completed calls never go down, never pass what was submitted, and the
+/// totals add up at the end; the CPU shows as held only while calls run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_counters_stay_consistent_under_concurrent_callers() {
+    use rand::{Rng, SeedableRng};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    for seed in 0..4u64 {
+        let _ray = ray::init(Config::default().num_cpus(2)).unwrap();
+        let t = Tally::options().max_reconstructions(0).remote().unwrap();
+        let id = t.actor_id();
+        let submitted = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let (submitted, done) = (submitted.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut last = 0;
+                let mut polls = 0u32;
+                while !done.load(Ordering::SeqCst) {
+                    // Every call completed by now was counted before it was
+                    // submitted, so the count read afterwards bounds it.
+                    let s = state_of(id);
+                    let bound = submitted.load(Ordering::SeqCst);
+                    assert!(s.completed_calls <= bound, "{s:?} > {bound}");
+                    assert!(s.completed_calls >= last, "completed went down");
+                    // Placed and built shortly after creation, never restarted.
+                    assert!(
+                        matches!(s.state, ActorStatus::Alive | ActorStatus::PendingPlacement),
+                        "{s:?}"
+                    );
+                    last = s.completed_calls;
+                    polls += 1;
+                    tokio::task::yield_now().await;
+                }
+                polls
+            })
+        };
+        let callers: Vec<_> = (0..6u64)
+            .map(|c| {
+                let h = t.clone();
+                let submitted = submitted.clone();
+                tokio::spawn(async move {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(seed * 100 + c);
+                    let mut pending = Vec::new();
+                    for _ in 0..50 {
+                        submitted.fetch_add(1, Ordering::SeqCst);
+                        pending.push(h.add(1));
+                        if rng.random_bool(0.3) {
+                            let r = pending.remove(0);
+                            bounded(r).await.unwrap();
+                        }
+                        if rng.random_bool(0.2) {
+                            let us = rng.random_range(0..300);
+                            tokio::time::sleep(Duration::from_micros(us)).await;
+                        }
+                    }
+                    for r in pending {
+                        bounded(r).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for c in callers {
+            c.await.unwrap();
+        }
+        done.store(true, Ordering::SeqCst);
+        assert!(poller.await.unwrap() > 0);
+        let s = state_of(id);
+        assert_eq!(s.completed_calls, 300, "seed {seed}: {s:?}");
+        assert_eq!(s.queued_calls, 0, "seed {seed}: {s:?}");
+        assert!(s.resources.is_empty(), "seed {seed}: {s:?}");
+        assert_eq!(bounded(t.add(0)).await.unwrap(), 300);
+    }
+}

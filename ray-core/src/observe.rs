@@ -35,8 +35,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ActorStatus {
-    /// Created, waiting for the node to have its resources (or for its
-    /// constructor's arguments); its calls queue meanwhile.
+    /// Created, not running calls yet: waiting for the node to have its
+    /// resources, for its constructor's arguments, or for its constructor
+    /// to finish; its calls queue meanwhile.
     PendingPlacement,
     /// Running its calls.
     Alive,
