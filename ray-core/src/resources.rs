@@ -767,6 +767,16 @@ impl<F: Future + Unpin> Future for HeldWhilePolled<'_, F> {
     }
 }
 
+impl<F> Drop for HeldWhilePolled<'_, F> {
+    /// Dropped unfinished (the call was interrupted): whatever it held goes
+    /// back with `held`; the flag must not say otherwise.
+    fn drop(&mut self) {
+        if let Some(f) = self.flag {
+            f.store(false, AtomicOrdering::Relaxed);
+        }
+    }
+}
+
 impl<F: Future + Unpin> HeldWhilePolled<'_, F> {
     fn poll_held(&mut self, cx: &mut Context<'_>) -> Poll<F::Output> {
         let outer = AWAITING_OBJECT.with(|f| f.replace(false));
