@@ -490,17 +490,7 @@ impl ResourcePool {
     /// Gives back a CPU taken by [`try_take_one_cpu`](Self::try_take_one_cpu).
     #[inline]
     pub(crate) fn give_one_cpu(&self) {
-        let wakers = {
-            let mut st = self.lock();
-            st.avail.cpu += UNIT;
-            if st.queue.is_empty() {
-                return;
-            }
-            st.grant_waiters()
-        };
-        for waker in wakers {
-            waker.wake();
-        }
+        self.give_back(|avail| avail.cpu += UNIT);
     }
 
     /// A future resolving to an allocation of `req`. It takes its place in
@@ -537,9 +527,19 @@ impl ResourcePool {
 
     /// Gives back `req` (granted as `grant`) and grants the waiters that now fit.
     fn release(&self, req: &ResourceSet, grant: &Grant) {
+        self.give_back(|avail| avail.give_back(req, grant));
+    }
+
+    /// Returns resources to what is free (`put`), then grants the waiters
+    /// that now fit and wakes them once the lock is released.
+    #[inline]
+    fn give_back(&self, put: impl FnOnce(&mut Available)) {
         let wakers = {
             let mut st = self.lock();
-            st.avail.give_back(req, grant);
+            put(&mut st.avail);
+            if st.queue.is_empty() {
+                return;
+            }
             st.grant_waiters()
         };
         for waker in wakers {
