@@ -18,19 +18,24 @@ fn mixed(name: &str) -> Ident {
 /// functions.
 pub(crate) fn to_result(krate: &syn::Path, output: &Output, call: TokenStream) -> TokenStream {
     let ok = quote!(#krate::__private::core::result::Result::Ok);
-    let err = quote!(#krate::__private::core::result::Result::Err);
     match output {
         Output::Unit => quote!({ #call; #ok(()) }),
         Output::Plain(_) => quote!(#ok(#call)),
-        Output::Fallible(_) => {
-            let v = mixed("__ray_value");
-            let e = mixed("__ray_error");
-            quote! {
-                match #call {
-                    #ok(#v) => #ok(#v),
-                    #err(#e) => #err(#krate::__private::error_message(&#e)),
-                }
-            }
+        Output::Fallible(_) => error_to_message(krate, call),
+    }
+}
+
+/// `call`, a `Result<T, E>`, mapped to `Result<T, String>` (the error's
+/// message): for fallible methods, remote functions and constructors.
+fn error_to_message(krate: &syn::Path, call: TokenStream) -> TokenStream {
+    let ok = quote!(#krate::__private::core::result::Result::Ok);
+    let err = quote!(#krate::__private::core::result::Result::Err);
+    let v = mixed("__ray_value");
+    let e = mixed("__ray_error");
+    quote! {
+        match #call {
+            #ok(#v) => #ok(#v),
+            #err(#e) => #err(#krate::__private::error_message(&#e)),
         }
     }
 }
@@ -487,7 +492,6 @@ impl ImplGen<'_> {
         let options = &self.actor.options;
         let construct = mixed("__ray_construct");
         let ok = quote!(#krate::__private::core::result::Result::Ok);
-        let err = quote!(#krate::__private::core::result::Result::Err);
         let string = quote!(#krate::__private::String);
         let (vis, names, tys, call, doc): (
             TokenStream,
@@ -509,14 +513,7 @@ impl ImplGen<'_> {
                 let call = if *placeholder {
                     quote!(#krate::__private::core::unreachable!("rejected constructor"))
                 } else if *fallible {
-                    let v = mixed("__ray_value");
-                    let e = mixed("__ray_error");
-                    quote! {
-                        match #call {
-                            #ok(#v) => #ok(#v),
-                            #err(#e) => #err(#krate::__private::error_message(&#e)),
-                        }
-                    }
+                    error_to_message(krate, call)
                 } else {
                     quote!(#ok(#call))
                 };
