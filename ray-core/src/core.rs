@@ -124,21 +124,21 @@ impl<A> Checkpointer<A> {
             state,
         };
         let id = record.checkpoint_id;
-        let t0 = info.obs.timeline.as_ref().map(|tl| tl.now());
+        let t0 = info.obs.clock();
         let saved = self.save(actor, info, record);
-        if let (Some(tl), Some(t0)) = (&info.obs.timeline, t0) {
-            let outcome = if saved.is_some() { "saved" } else { "failed" };
-            tl.complete(
-                info.id,
-                EventName::Static("checkpoint"),
-                "checkpoint",
-                t0,
+        info.obs.event_since(
+            info.id,
+            t0,
+            EventName::Static("checkpoint"),
+            "checkpoint",
+            || {
+                let outcome = if saved.is_some() { "saved" } else { "failed" };
                 vec![
                     ("checkpoint_id", id.to_string().into()),
                     ("outcome", outcome.into()),
-                ],
-            );
-        }
+                ]
+            },
+        );
         if saved.is_some() {
             tracing::debug!(class = info.class, actor_id = %info.id, checkpoint_id = %id, "ray: checkpoint saved");
         }
@@ -302,8 +302,7 @@ impl CallScope {
     ) -> Self {
         let obs = &info.obs;
         if cpu {
-            obs.cpu_held
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            obs.set_cpu_held(true);
         }
         obs.running(true);
         let span = tracing::debug_span!(
@@ -320,7 +319,7 @@ impl CallScope {
             counter,
         });
         CallScope {
-            t0: obs.timeline.as_ref().map(|tl| tl.now()),
+            t0: obs.clock(),
             outer: if on_thread {
                 runtime::swap_thread_call(call)
             } else {
@@ -328,17 +327,6 @@ impl CallScope {
             },
             on_thread,
             span,
-        }
-    }
-
-    /// Gives a synchronous method's CPU back.
-    #[inline]
-    fn release_cpu(&self, info: &ActorInfo, cpu: Option<crate::resources::Allocation>) {
-        if cpu.is_some() {
-            drop(cpu);
-            info.obs
-                .cpu_held
-                .store(false, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -433,14 +421,9 @@ impl<A: ActorClass> ActorCore<A> {
         info: &ActorInfo,
         env: Envelope<A>,
     ) -> Result<(), Death<A>> {
-        let Envelope {
-            handle,
-            counter,
-            desc,
-            mut body,
-        } = env;
-        if !body.is_ready() {
-            body.wait_ready().await;
+        let mut env = env;
+        if !env.body.is_ready() {
+            env.body.wait_ready().await;
         }
         // A default actor's method run needs 1 CPU from the node.
         let cpu = match &self.cpu_per_call {
@@ -454,12 +437,22 @@ impl<A: ActorClass> ActorCore<A> {
             None => None,
         };
         let keep_args = self.logging();
-        let scope = CallScope::begin(info, cpu.is_some(), handle, counter, desc, false);
+        let scope = CallScope::begin(
+            info,
+            cpu.is_some(),
+            env.handle,
+            env.counter,
+            env.desc,
+            false,
+        );
         let obs = &info.obs;
-        let actor = &mut self.actor;
+        let (actor, body, desc) = (&mut self.actor, &mut env.body, env.desc);
         let outcome = match scope.span.in_scope(|| body.run(actor, desc, keep_args)) {
             Running::Done(o) => {
-                scope.release_cpu(info, cpu);
+                if let Some(cpu) = cpu {
+                    drop(cpu);
+                    obs.set_cpu_held(false);
+                }
                 Ok(o)
             }
             Running::Pending(f) => {
@@ -478,12 +471,6 @@ impl<A: ActorClass> ActorCore<A> {
                     }
                 }
             }
-        };
-        let env = Envelope {
-            handle,
-            counter,
-            desc,
-            body,
         };
         self.finish_call(info, env, outcome, keep_args, scope)
     }
@@ -507,30 +494,17 @@ impl<A: ActorClass> ActorCore<A> {
             return Err(env);
         }
         let keep_args = self.logging();
-        let Envelope {
-            handle,
-            counter,
-            desc,
-            mut body,
-        } = env;
-        let scope = CallScope::begin(info, cpu.is_some(), handle, counter, desc, true);
-        let actor = &mut self.actor;
+        let mut env = env;
+        let scope = CallScope::begin(info, cpu.is_some(), env.handle, env.counter, env.desc, true);
+        let (actor, body, desc) = (&mut self.actor, &mut env.body, env.desc);
         let outcome = match scope.span.in_scope(|| body.run(actor, desc, keep_args)) {
             Running::Done(o) => o,
             Running::Pending(_) => unreachable!("a synchronous method ran asynchronously"),
         };
         if let Some(pool) = cpu {
             pool.give_one_cpu();
-            info.obs
-                .cpu_held
-                .store(false, std::sync::atomic::Ordering::Relaxed);
+            info.obs.set_cpu_held(false);
         }
-        let env = Envelope {
-            handle,
-            counter,
-            desc,
-            body,
-        };
         Ok(self.finish_call(info, env, Ok(outcome), keep_args, scope))
     }
 
@@ -661,19 +635,14 @@ impl<A: ActorClass> ActorCore<A> {
         counter: u64,
         outcome: &'static str,
     ) {
-        if let (Some(tl), Some(t0)) = (&info.obs.timeline, t0) {
-            tl.complete(
-                info.id,
-                EventName::Method(desc.class_name, desc.name),
-                "method",
-                t0,
-                vec![
-                    ("handle_id", handle.to_string().into()),
-                    ("counter", counter.to_string().into()),
-                    ("outcome", outcome.into()),
-                ],
-            );
-        }
+        let name = EventName::Method(desc.class_name, desc.name);
+        info.obs.event_since(info.id, t0, name, "method", || {
+            vec![
+                ("handle_id", handle.to_string().into()),
+                ("counter", counter.to_string().into()),
+                ("outcome", outcome.into()),
+            ]
+        });
     }
 
     /// After a checkpoint. The log keeps reaching back to creation while it
@@ -735,10 +704,13 @@ impl<A: ActorClass> ActorCore<A> {
         Ok(None)
     }
 
-    /// Continues from `step` (a ready call, or a call's death) through every
-    /// call it unblocks. `Err` means the actor is dead.
+    /// Continues from `step` (a ready call the fast path declined, or a
+    /// call's death) through every call it unblocks. `Err` means the actor
+    /// is dead.
     pub(crate) async fn resume(&mut self, info: &ActorInfo, step: Step<A>) -> Result<(), Error> {
         let mut step = step;
+        // `execute_now` already declined the call `step` carries.
+        let mut declined = true;
         loop {
             let (handle, result) = match step {
                 Step::Died(handle, death) => (handle, Err(death)),
@@ -751,9 +723,13 @@ impl<A: ActorClass> ActorCore<A> {
                         Box::pin(self.crash_if_requested(info)).await?;
                     }
                     let handle = env.handle;
-                    let r = match self.execute_now(info, env) {
-                        Ok(r) => r,
-                        Err(env) => self.execute(info, env).await,
+                    let r = if declined {
+                        self.execute(info, env).await
+                    } else {
+                        match self.execute_now(info, env) {
+                            Ok(r) => r,
+                            Err(env) => self.execute(info, env).await,
+                        }
                     };
                     (handle, r)
                 }
@@ -780,6 +756,7 @@ impl<A: ActorClass> ActorCore<A> {
                 Some(env) => step = Step::Run(env),
                 None => return Ok(()),
             }
+            declined = false;
         }
     }
 
@@ -829,21 +806,16 @@ impl<A: ActorClass> ActorCore<A> {
                 restarts_left = self.restarts_left,
                 "ray: actor restarting"
             );
-            let t0 = info.obs.timeline.as_ref().map(|tl| tl.now());
+            let t0 = info.obs.clock();
             let rebuilt = self.rebuild(info).await;
-            if let (Some(tl), Some(t0)) = (&info.obs.timeline, t0) {
-                let outcome = match &rebuilt {
-                    Ok(()) => "ok".into(),
-                    Err(e) => format!("failed: {e}").into(),
-                };
-                tl.complete(
-                    info.id,
-                    EventName::Static("restart"),
-                    "restart",
-                    t0,
-                    vec![("cause", cause.clone().into()), ("outcome", outcome)],
-                );
-            }
+            info.obs
+                .event_since(info.id, t0, EventName::Static("restart"), "restart", || {
+                    let outcome = match &rebuilt {
+                        Ok(()) => "ok".into(),
+                        Err(e) => format!("failed: {e}").into(),
+                    };
+                    vec![("cause", cause.clone().into()), ("outcome", outcome)]
+                });
             match rebuilt {
                 Ok(()) => {
                     info.obs.set_alive();
@@ -857,8 +829,7 @@ impl<A: ActorClass> ActorCore<A> {
     /// Constructor, restore, replay. `Err(cause)` when the rebuild itself
     /// failed (constructor error, a replayed call panicking).
     async fn rebuild(&mut self, info: &ActorInfo) -> Result<(), String> {
-        let tl = info.obs.timeline.clone();
-        let t0 = tl.as_ref().map(|tl| tl.now());
+        let t0 = info.obs.clock();
         let fresh = self.ctor.construct()?;
         let mut restored = None;
         let actor = match &self.checkpointer {
@@ -877,19 +848,14 @@ impl<A: ActorClass> ActorCore<A> {
             None => fresh,
         };
         self.actor = actor;
-        if let (Some(tl), Some(t0)) = (&tl, t0) {
-            let from = match &restored {
-                Some(r) => r.checkpoint_id.to_string().into(),
-                None => "constructor".into(),
-            };
-            tl.complete(
-                info.id,
-                EventName::Static("restore"),
-                "restart",
-                t0,
-                vec![("from", from)],
-            );
-        }
+        info.obs
+            .event_since(info.id, t0, EventName::Static("restore"), "restart", || {
+                let from = match &restored {
+                    Some(r) => r.checkpoint_id.to_string().into(),
+                    None => "constructor".into(),
+                };
+                vec![("from", from)]
+            });
         let from_start = match &restored {
             Some(r) => Some(r.checkpoint_id) == self.creation_checkpoint,
             None => self.creation_checkpoint.is_none(),
@@ -916,7 +882,7 @@ impl<A: ActorClass> ActorCore<A> {
             _ => None,
         };
         let entries = std::mem::take(&mut log.entries);
-        let t1 = tl.as_ref().map(|tl| tl.now());
+        let t1 = info.obs.clock();
         let mut replayed = 0u64;
         let mut kept = VecDeque::with_capacity(entries.len());
         for mut e in entries {
@@ -952,15 +918,10 @@ impl<A: ActorClass> ActorCore<A> {
         if let Some(log) = &mut self.log {
             log.entries = kept;
         }
-        if let (Some(tl), Some(t1)) = (&tl, t1) {
-            tl.complete(
-                info.id,
-                EventName::Static("replay"),
-                "restart",
-                t1,
-                vec![("calls", replayed.to_string().into())],
-            );
-        }
+        info.obs
+            .event_since(info.id, t1, EventName::Static("replay"), "restart", || {
+                vec![("calls", replayed.to_string().into())]
+            });
         Ok(())
     }
 

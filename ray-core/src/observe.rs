@@ -182,6 +182,35 @@ impl ActorObs {
         self.completed.0 .1.store(false, Ordering::Relaxed);
     }
 
+    /// The timeline's clock now, when the timeline records (else `None`,
+    /// and [`event_since`](Self::event_since) records nothing).
+    #[inline]
+    pub(crate) fn clock(&self) -> Option<u64> {
+        self.timeline.as_ref().map(|tl| tl.now())
+    }
+
+    /// A complete event on `actor`'s track from `t0` (a [`clock`](Self::clock)
+    /// reading) to now; `args` is built only when the timeline records.
+    #[inline]
+    pub(crate) fn event_since(
+        &self,
+        actor: ActorId,
+        t0: Option<u64>,
+        name: EventName,
+        cat: &'static str,
+        args: impl FnOnce() -> Vec<(&'static str, Cow<'static, str>)>,
+    ) {
+        if let (Some(tl), Some(t0)) = (&self.timeline, t0) {
+            tl.complete(actor, name, cat, t0, args());
+        }
+    }
+
+    /// Whether a default actor holds its per-call CPU now.
+    #[inline]
+    pub(crate) fn set_cpu_held(&self, held: bool) {
+        self.cpu_held.store(held, Ordering::Relaxed);
+    }
+
     /// The resources held for the actor's life (`None`: given back).
     pub(crate) fn set_lifetime(&self, held: Option<ResourceSet>) {
         *lock(&self.lifetime) = held;
