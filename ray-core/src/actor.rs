@@ -227,15 +227,8 @@ impl ActorInfo {
 
     /// Records the death (first cause wins) and returns the error calls get.
     pub(crate) fn set_dead(&self, err: Error) -> Error {
-        let mut d = lock(&self.death);
-        if d.is_none() {
-            self.record_death(&DeathCause(&err));
-            *d = Some(Died::Error(err));
-        }
-        match d.as_ref() {
-            Some(Died::Error(e)) => e.clone(),
-            _ => self.died(HANDLES_DROPPED),
-        }
+        self.mark_dead(err);
+        self.death_error()
     }
 
     /// [`set_dead`](Self::set_dead) for callers that do not need the error.
@@ -743,10 +736,10 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
         rt.timeline.clone(),
     );
     if let Some(tl) = &rt.timeline {
-        let short = id.to_string();
+        let short = &id.to_string()[..8];
         let label = match &options.name {
-            Some(name) => format!("{} \"{name}\" {}", A::NAME, &short[..short.len().min(8)]),
-            None => format!("{} {}", A::NAME, &short[..short.len().min(8)]),
+            Some(name) => format!("{} \"{name}\" {short}", A::NAME),
+            None => format!("{} {short}", A::NAME),
         };
         tl.track(id, seq, label);
     }

@@ -70,7 +70,10 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
-type IdMap<V> = HashMap<ActorHandleId, V, std::hash::BuildHasherDefault<IdHasher>>;
+/// Builds [`IdHasher`]s: the hasher of maps keyed by IDs.
+pub(crate) type IdBuildHasher = std::hash::BuildHasherDefault<IdHasher>;
+
+type IdMap<V> = HashMap<ActorHandleId, V, IdBuildHasher>;
 
 /// The per-actor frontier with its reorder buffers. `T` is the queued call.
 ///

@@ -57,11 +57,9 @@ pub(crate) trait ActorControl: Send + Sync {
 /// How many stopped actors the state API remembers.
 const DEAD_ACTORS_KEPT: usize = 1000;
 
-type IdMap<V> = HashMap<ActorId, V, std::hash::BuildHasherDefault<crate::executor::IdHasher>>;
-
 #[derive(Default)]
 struct Registry {
-    actors: IdMap<Arc<dyn ActorControl>>,
+    actors: HashMap<ActorId, Arc<dyn ActorControl>, crate::executor::IdBuildHasher>,
     names: HashMap<String, ActorId>,
     /// The most recently stopped actors, oldest first.
     dead: std::collections::VecDeque<Arc<crate::actor::ActorInfo>>,
@@ -227,7 +225,7 @@ impl RuntimeInner {
 
     /// The state API: every live actor and the remembered stopped ones.
     pub(crate) fn actor_states(&self) -> Vec<crate::observe::ActorState> {
-        let infos: Vec<Arc<crate::actor::ActorInfo>> = {
+        let mut infos: Vec<Arc<crate::actor::ActorInfo>> = {
             let reg = lock(&self.registry);
             reg.actors
                 .values()
@@ -235,7 +233,6 @@ impl RuntimeInner {
                 .chain(reg.dead.iter().cloned())
                 .collect()
         };
-        let mut infos = infos;
         infos.sort_by_key(|i| i.obs.seq);
         infos
             .iter()
