@@ -337,7 +337,7 @@ impl fmt::Display for EventName {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Event {
     actor: ActorId,
     name: EventName,
@@ -437,21 +437,7 @@ impl Timeline {
     /// Writes the Chrome trace-event JSON (object form, `traceEvents` plus
     /// metadata); returns the number of (non-metadata) events.
     fn write_json(&self, out: &mut impl Write) -> std::io::Result<usize> {
-        let events: Vec<_> = {
-            let e = lock(&self.events);
-            e.iter()
-                .map(|e| {
-                    (
-                        e.actor,
-                        e.name.to_string(),
-                        e.cat,
-                        e.start_ns,
-                        e.dur_ns,
-                        e.args.clone(),
-                    )
-                })
-                .collect()
-        };
+        let events: Vec<Event> = lock(&self.events).iter().cloned().collect();
         let mut tracks: Vec<(ActorId, u64, String)> = lock(&self.tracks)
             .iter()
             .map(|(id, t)| (*id, t.seq, t.label.clone()))
@@ -468,7 +454,7 @@ impl Timeline {
             out,
             "{{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"tid\":0,\"args\":{{\"name\":\"ray runtime\"}}}}"
         )?;
-        for (i, (id, _, label)) in tracks.iter().enumerate() {
+        for (i, (_, _, label)) in tracks.iter().enumerate() {
             let t = i + 1;
             writeln!(
                 out,
@@ -479,10 +465,17 @@ impl Timeline {
                 out,
                 ",{{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":1,\"tid\":{t},\"args\":{{\"sort_index\":{t}}}}}"
             )?;
-            let _ = id;
         }
         let mut next_tid = tracks.len() + 1;
-        for (actor, name, cat, start, dur, args) in &events {
+        for e in &events {
+            let Event {
+                actor,
+                name,
+                cat,
+                start_ns: start,
+                dur_ns: dur,
+                args,
+            } = e;
             let t = *tid.entry(*actor).or_insert_with(|| {
                 next_tid += 1;
                 next_tid - 1
@@ -490,7 +483,7 @@ impl Timeline {
             write!(
                 out,
                 ",{{\"name\":{},\"cat\":\"{cat}\",\"pid\":1,\"tid\":{t},\"ts\":{}",
-                js(name),
+                js(&name.to_string()),
                 us(*start)
             )?;
             match dur {
