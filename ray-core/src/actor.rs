@@ -20,7 +20,7 @@ use crate::checkpoint::CheckpointPolicy;
 use crate::config::{check_quantity, check_resource_name};
 use crate::error::{Error, Result};
 pub use crate::exec::Invoke;
-use crate::exec::{actor_main, ActorCore, CallBody, CtorBody, CtorCall, Envelope, MethodCall, Msg};
+use crate::exec::{actor_main, ActorCore, CtorBody, CtorCall, MethodCall, Msg};
 use crate::ids::{ActorHandleId, ActorId};
 use crate::observe::ActorObs;
 use crate::runtime::{self, ActorControl, ErrorKind, RuntimeInner};
@@ -397,18 +397,16 @@ impl<A: ActorClass> RawHandle<A> {
         invoke: Invoke<A, Args::Values, R::Payload>,
     ) -> R::Refs {
         let (refs, sink) = R::channel();
-        let body: Box<dyn CallBody<A>> =
-            Box::new(MethodCall::<A, Args, R>::new(args, sink, invoke));
+        let mut env = crate::exec::envelope(
+            self.id,
+            desc,
+            MethodCall::<A, Args, R>::new(args, sink, invoke),
+        );
         self.shared.info.obs.submitted();
         match &self.shared.mode {
             Mode::Remote(tx) => {
                 let mut seq = lock(&self.seq);
-                let env = Envelope {
-                    handle: self.id,
-                    counter: seq.next_counter,
-                    desc,
-                    body,
-                };
+                env.counter = seq.next_counter;
                 seq.next_counter += 1;
                 if let Err(mpsc::error::SendError(Msg::Call(env))) = tx.send(Msg::Call(env)) {
                     drop(seq);
@@ -417,16 +415,10 @@ impl<A: ActorClass> RawHandle<A> {
             }
             Mode::Local(state) => {
                 let mut state = lock(state);
-                let counter = {
+                env.counter = {
                     let mut seq = lock(&self.seq);
                     seq.next_counter += 1;
                     seq.next_counter - 1
-                };
-                let env = Envelope {
-                    handle: self.id,
-                    counter,
-                    desc,
-                    body,
                 };
                 let info = &self.shared.info;
                 match &mut *state {
@@ -439,7 +431,7 @@ impl<A: ActorClass> RawHandle<A> {
                 }
             }
             Mode::Detached(err) => {
-                let _ = body.fail(err.clone());
+                let _ = env.body.fail(err.clone());
             }
         }
         refs

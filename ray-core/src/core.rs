@@ -20,7 +20,7 @@ use crate::checkpoint::{
     Checkpoint, CheckpointContext, CheckpointPolicy, CheckpointRecord, CheckpointStore, PolicyKind,
 };
 use crate::error::Error;
-use crate::exec::{CallBody, CtorBody, Envelope, Outcome, Running};
+use crate::exec::{CtorBody, Envelope, Outcome, Running};
 use crate::executor::{Frontier, FrontierSnapshot, Offer};
 use crate::ids::{ActorHandleId, CheckpointId};
 use crate::observe::EventName;
@@ -229,21 +229,14 @@ impl<A> Checkpointer<A> {
     }
 }
 
-/// One completed call, kept for replay.
-struct Logged<A: 'static> {
-    handle: ActorHandleId,
-    counter: u64,
-    desc: &'static MethodDescriptor,
-    body: Box<dyn CallBody<A>>,
-}
-
 /// The replay log (SEMANTICS §8): completed calls in execution order. While
 /// under its cap it reaches back to creation, so every kept checkpoint can be
 /// restored and replayed from, and replay from creation recovers the state
-/// even when no checkpoint loads. Cost per logged call: one boxed copy of the
-/// call (its arguments, cloned, plus about 40 bytes) and 48 bytes of index.
+/// even when no checkpoint loads. Cost per logged call: the call itself (its
+/// envelope, kept after its result went out, with the arguments it ran
+/// with) and a pointer in the deque.
 struct ReplayLog<A: 'static> {
-    entries: VecDeque<Logged<A>>,
+    entries: VecDeque<Envelope<A>>,
     /// `None`: the log reaches back to creation. `Some(f)`: calls below `f`
     /// were dropped, so only checkpoints at or past `f` can be replayed from.
     floor: Option<FrontierSnapshot>,
@@ -518,12 +511,8 @@ impl<A: ActorClass> ActorCore<A> {
         keep_args: bool,
         scope: CallScope,
     ) -> Result<(), Death<A>> {
-        let Envelope {
-            handle,
-            counter,
-            desc,
-            body,
-        } = env;
+        let mut env = env;
+        let (handle, counter, desc) = (env.handle, env.counter, env.desc);
         let t0 = scope.t0;
         if scope.on_thread {
             runtime::swap_thread_call(scope.outer);
@@ -535,26 +524,20 @@ impl<A: ActorClass> ActorCore<A> {
             Ok(o) => o,
             Err(cause) if keep_args => {
                 obs.interrupted();
-                let env = Envelope {
-                    handle,
-                    counter,
-                    desc,
-                    body,
-                };
                 return Err(Death::Killed(env, cause));
             }
             Err(cause) => {
                 // Without restarts there is nothing to retry on.
                 obs.running(false);
                 self.record_call(info, desc, t0, handle, counter, "killed");
-                let _ = body.fail(info.died(cause.clone()));
+                let _ = env.body.fail(info.died(cause.clone()));
                 return Err(Death::Panic(cause));
             }
         };
         if let Some(p) = outcome.panic {
             obs.running(false);
             self.record_call(info, desc, t0, handle, counter, "panicked");
-            let _ = body.finish();
+            let _ = env.body.finish();
             return Err(Death::Panic(format!(
                 "method {}.{} panicked: {p}",
                 desc.class_name, desc.name
@@ -582,7 +565,7 @@ impl<A: ActorClass> ActorCore<A> {
         // Counted before the caller can see the result.
         obs.running(false);
         self.record_call(info, desc, t0, handle, counter, "ok");
-        let (unseen, replay) = body.finish();
+        let (unseen, replayable) = env.body.finish();
         if let Some(unseen) = unseen {
             info.report(
                 ErrorKind::TaskFailed,
@@ -592,7 +575,7 @@ impl<A: ActorClass> ActorCore<A> {
                 ),
             );
         }
-        if let (Some(log), Some(body)) = (&mut self.log, replay) {
+        if let (Some(log), true) = (&mut self.log, replayable) {
             if log.enabled {
                 // A checkpoint taken for this call already covers it.
                 let covered = log
@@ -600,12 +583,7 @@ impl<A: ActorClass> ActorCore<A> {
                     .as_ref()
                     .is_some_and(|f| counter < f.next.get(&handle).copied().unwrap_or(0));
                 if !covered {
-                    log.entries.push_back(Logged {
-                        handle,
-                        counter,
-                        desc,
-                        body,
-                    });
+                    log.entries.push_back(env);
                 }
                 if log.entries.len() > log.cap && self.checkpointer.is_none() {
                     log.enabled = false;
@@ -660,7 +638,9 @@ impl<A: ActorClass> ActorCore<A> {
     /// Handles a crash requested while idle (`kill(.., false)`).
     pub(crate) async fn crash_if_requested(&mut self, info: &ActorInfo) -> Result<(), Error> {
         match info.take_crash_request() {
-            Some(cause) => self.rebuild_or_die(info, cause).await,
+            // Boxed: rebuilding is rare and its future large, and this one
+            // is awaited inside every actor task's loop.
+            Some(cause) => Box::pin(self.rebuild_or_die(info, cause)).await,
             None => Ok(()),
         }
     }
@@ -720,7 +700,7 @@ impl<A: ActorClass> ActorCore<A> {
                         return Err(info.death_error());
                     }
                     if info.crash_pending() {
-                        Box::pin(self.crash_if_requested(info)).await?;
+                        self.crash_if_requested(info).await?;
                     }
                     let handle = env.handle;
                     let r = if declined {
@@ -907,10 +887,8 @@ impl<A: ActorClass> ActorCore<A> {
                         e.desc.class_name, e.desc.name
                     ));
                 }
-                let (_, body) = e.body.finish();
-                match body {
-                    Some(body) => e.body = body,
-                    None => continue,
+                if !e.body.finish().1 {
+                    continue;
                 }
             }
             kept.push_back(e);

@@ -41,12 +41,12 @@ pub(crate) trait CallBody<A>: Send {
         desc: &'static MethodDescriptor,
         keep_args: bool,
     ) -> Running<'a>;
-    /// Delivers the result. Returns an error no caller can see (fire and
-    /// forget), and, when the arguments were kept, the call as a replay entry
-    /// (same method and arguments, results going nowhere).
-    fn finish(self: Box<Self>) -> (Option<Error>, Option<Box<dyn CallBody<A>>>);
+    /// Delivers the result (once; later its results go nowhere). Returns an
+    /// error no caller can see (fire and forget), and whether the arguments
+    /// were kept, i.e. whether the call can run again as a replay entry.
+    fn finish(&mut self) -> (Option<Error>, bool);
     /// Fails the call unrun; returns the error if no caller can see it.
-    fn fail(self: Box<Self>, err: Error) -> Option<Error>;
+    fn fail(&mut self, err: Error) -> Option<Error>;
 }
 
 /// How a generated stub runs its method.
@@ -186,51 +186,57 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
         }
     }
 
-    fn finish(self: Box<Self>) -> (Option<Error>, Option<Box<dyn CallBody<A>>>) {
-        let MethodCall {
-            args,
-            sink,
-            invoke,
-            result,
-        } = *self;
-        let result = match result {
+    fn finish(&mut self) -> (Option<Error>, bool) {
+        let result = match self.result.take() {
             Some(r) => r.map_err(|e| *e),
             None => Err(Error::invalid(
                 "internal: a call finished without running (please report)",
             )),
         };
-        let unseen = match sink {
+        let unseen = match self.sink.take() {
             Some(sink) => R::deliver(sink, result),
             None => None,
         };
-        let replay = args.map(|args| {
-            Box::new(MethodCall::<A, Args, R> {
-                args: Some(args),
-                sink: None,
-                invoke,
-                result: None,
-            }) as Box<dyn CallBody<A>>
-        });
-        (unseen, replay)
+        (unseen, self.args.is_some())
     }
 
-    fn fail(self: Box<Self>, err: Error) -> Option<Error> {
-        self.sink.and_then(|sink| R::deliver(sink, Err(err)))
+    fn fail(&mut self, err: Error) -> Option<Error> {
+        self.sink.take().and_then(|sink| R::deliver(sink, Err(err)))
     }
 }
 
-/// One call in the mailbox. Dropped unrun (its actor task dropped with its
-/// runtime), its results fail through their senders' drop (`Error::ObjectLost`).
-pub(crate) struct Envelope<A: 'static> {
+/// One call: which handle sent it, its place in that handle's order, the
+/// method, and its body, in one allocation.
+pub(crate) struct CallBox<B: ?Sized> {
     pub(crate) handle: ActorHandleId,
     pub(crate) counter: u64,
     pub(crate) desc: &'static MethodDescriptor,
-    pub(crate) body: Box<dyn CallBody<A>>,
+    pub(crate) body: B,
 }
 
-impl<A> Envelope<A> {
+/// One call in the mailbox, the reorder buffer or the replay log: a single
+/// pointer, so a mailbox slot stays small. Dropped unrun (its actor task
+/// dropped with its runtime), its results fail through their senders' drop
+/// (`Error::ObjectLost`).
+pub(crate) type Envelope<A> = Box<CallBox<dyn CallBody<A>>>;
+
+/// A new envelope for `body`, sent by `handle` (its counter set at the send).
+pub(crate) fn envelope<A, B: CallBody<A> + 'static>(
+    handle: ActorHandleId,
+    desc: &'static MethodDescriptor,
+    body: B,
+) -> Envelope<A> {
+    Box::new(CallBox {
+        handle,
+        counter: 0,
+        desc,
+        body,
+    })
+}
+
+impl<A> CallBox<dyn CallBody<A>> {
     /// Fails the call with `err` (reporting it if no caller can see it).
-    pub(crate) fn fail(self, err: Error, info: &ActorInfo) {
+    pub(crate) fn fail(mut self: Box<Self>, err: Error, info: &ActorInfo) {
         if let Some(unseen) = self.body.fail(err) {
             info.report(
                 ErrorKind::TaskFailed,
