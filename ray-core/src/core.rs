@@ -646,17 +646,10 @@ impl<A: ActorClass> ActorCore<A> {
     }
 
     /// Offers a call to the frontier and runs it, and every buffered call it
-    /// unblocks, in order. `Err` means the actor is dead.
-    pub(crate) async fn admit(&mut self, info: &ActorInfo, env: Envelope<A>) -> Result<(), Error> {
-        match self.admit_now(info, env)? {
-            None => Ok(()),
-            Some(step) => self.resume(info, step).await,
-        }
-    }
-
-    /// [`admit`](Self::admit) without a future for as long as calls take the
-    /// synchronous fast path ([`execute_now`](Self::execute_now)); `Some`:
-    /// where the async path must take over.
+    /// unblocks, in order, without a future for as long as calls take the
+    /// synchronous fast path ([`execute_now`](Self::execute_now)). `Some`:
+    /// where the async path ([`resume`](Self::resume)) must take over; `Err`
+    /// means the actor is dead.
     pub(crate) fn admit_now(
         &mut self,
         info: &ActorInfo,

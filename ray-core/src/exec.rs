@@ -286,8 +286,6 @@ impl<A: Send + 'static, Args: ArgTuple> CtorBody<A> for CtorCall<A, Args> {
     }
 }
 
-/// The actor task: build, run calls until every handle is gone, a stop is
-/// requested or a method panics, then fail whatever is left.
 /// Where an actor's resources come from (SEMANTICS §6).
 pub(crate) enum Placement {
     /// Local mode: resources are not modelled.
@@ -333,6 +331,13 @@ async fn place<A>(
 
 /// The actor task: wait for placement, build, run calls until every handle
 /// is gone, a stop is requested or the actor dies, then fail whatever is left.
+/// The actor task: build, run calls until every handle is gone, a stop is
+/// requested or a method panics, then fail whatever is left.
+///
+/// Its future is boxed into the task, so its size is memory per actor: the
+/// rare phases (waiting for placement, rebuilding) are boxed futures of their
+/// own, and one loop ([`run_calls`]) runs both the calls that arrived before
+/// placement and the rest.
 pub(crate) async fn actor_main<A: ActorClass>(
     info: Arc<ActorInfo>,
     mut rx: mpsc::UnboundedReceiver<Msg<A>>,
@@ -344,23 +349,25 @@ pub(crate) async fn actor_main<A: ActorClass>(
     let mut early = Vec::new();
     let mut per_call = None;
     let allocation = match placement {
-        Placement::Lifetime(acquire) => match place(&info, &mut rx, acquire, &mut early).await {
-            Some((a, waited)) => {
-                if waited {
-                    let since = Some(info.obs.created_at);
-                    let name = EventName::Static("pending placement");
-                    info.obs
-                        .event_since(info.id, since, name, "actor", Vec::new);
+        Placement::Lifetime(acquire) => {
+            match Box::pin(place(&info, &mut rx, acquire, &mut early)).await {
+                Some((a, waited)) => {
+                    if waited {
+                        let since = Some(info.obs.created_at);
+                        let name = EventName::Static("pending placement");
+                        info.obs
+                            .event_since(info.id, since, name, "actor", Vec::new);
+                    }
+                    crate::runtime::set_gpu_ids(a.gpu_ids());
+                    info.obs.set_lifetime(Some(a.resources().clone()));
+                    Some(a)
                 }
-                crate::runtime::set_gpu_ids(a.gpu_ids());
-                info.obs.set_lifetime(Some(a.resources().clone()));
-                Some(a)
+                None => {
+                    finish(&info, rx, early).await;
+                    return;
+                }
             }
-            None => {
-                finish(&info, rx, early).await;
-                return;
-            }
-        },
+        }
         Placement::PerCall(pool) => {
             per_call = Some(pool);
             None
@@ -382,17 +389,8 @@ pub(crate) async fn actor_main<A: ActorClass>(
             info.obs.set_alive();
             tracing::debug!(class = A::NAME, actor_id = %info.id, "ray: actor alive");
             core.cpu_per_call = per_call;
-            let mut alive = true;
-            for env in early.drain(..) {
-                if !alive {
-                    leftovers.push(env);
-                } else if core.admit(&info, env).await.is_err() {
-                    alive = false;
-                }
-            }
-            if alive {
-                run_calls(&info, &mut core, &mut rx).await;
-            }
+            run_calls(&info, &mut core, &mut rx, &mut early).await;
+            leftovers.append(&mut early);
             leftovers.extend(core.frontier.drain());
             drop(core);
         }
@@ -438,16 +436,29 @@ async fn finish<A>(
     }
 }
 
+/// Runs the calls that arrived before placement (`early`), then every call
+/// from the mailbox, until the actor dies or every handle is gone. Calls of
+/// `early` not run are left in it.
 async fn run_calls<A: ActorClass>(
     info: &ActorInfo,
     core: &mut ActorCore<A>,
     rx: &mut mpsc::UnboundedReceiver<Msg<A>>,
+    early: &mut Vec<Envelope<A>>,
 ) {
-    while let Some(msg) = rx.recv().await {
+    let mut queued = std::mem::take(early).into_iter();
+    loop {
+        let msg = match queued.next() {
+            Some(env) => Msg::Call(env),
+            None => match rx.recv().await {
+                Some(msg) => msg,
+                None => break,
+            },
+        };
         let stop = info.stop_requested();
         let env = match msg {
             Msg::Call(env) if stop => {
                 env.fail(info.death_error(), info);
+                early.extend(queued);
                 return;
             }
             Msg::Call(env) => env,
@@ -460,16 +471,17 @@ async fn run_calls<A: ActorClass>(
                 continue;
             }
         };
-        // `ActorCore::admit`, unrolled: the common case (a ready synchronous
-        // call) runs without building a future, and only waits, async
-        // methods and deaths take the async path. Awaiting `admit` here
-        // instead cost about 110 instructions more per call (W1, callgrind).
+        // Admitted in two steps: the common case (a ready synchronous call)
+        // runs without building a future, and only waits, async methods and
+        // deaths take the async path. One `async fn` doing both cost about
+        // 110 instructions more per call (W1, callgrind).
         let admitted = match core.admit_now(info, env) {
             Ok(None) => Ok(()),
             Ok(Some(step)) => core.resume(info, step).await,
             Err(e) => Err(e),
         };
         if admitted.is_err() {
+            early.extend(queued);
             return;
         }
     }
