@@ -158,7 +158,8 @@ async fn named_actors() {
     );
     assert!(Other::options().name("").remote().is_err());
 
-    // Once the actor is gone, its name is free again.
+    // Once the actor is gone, its name is free again, and only its name.
+    let neighbour = Node::options().name("neighbour").remote().unwrap();
     drop(a);
     drop(same);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -172,6 +173,8 @@ async fn named_actors() {
             Err(e) => panic!("the name was not freed: {e}"),
         }
     }
+    let found: NodeHandle = ray::get_actor::<Node>("neighbour").unwrap();
+    assert_eq!(found.actor_id(), neighbour.actor_id());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -209,13 +209,25 @@ impl RuntimeInner {
 
     pub(crate) fn unregister(&self, id: &ActorId) {
         let mut reg = lock(&self.registry);
-        if let Some(gone) = reg.actors.remove(id) {
-            if reg.dead.len() >= DEAD_ACTORS_KEPT {
-                reg.dead.pop_front();
+        let Some(gone) = reg.actors.remove(id) else {
+            return;
+        };
+        // Only the actor's own name, and only while it still points here.
+        if let Some(name) = &gone.info().obs.name {
+            if reg.names.get(name) == Some(id) {
+                reg.names.remove(name);
             }
-            reg.dead.push_back(gone.info().clone());
         }
-        reg.names.retain(|_, v| v != id);
+        let evicted = if reg.dead.len() >= DEAD_ACTORS_KEPT {
+            reg.dead.pop_front()
+        } else {
+            None
+        };
+        reg.dead.push_back(gone.info().clone());
+        // The evicted actor's last reference is dropped outside the lock.
+        drop(reg);
+        drop(evicted);
+        drop(gone);
     }
 
     /// The next actor's creation index.
