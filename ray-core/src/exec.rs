@@ -235,7 +235,9 @@ pub(crate) fn envelope<A, B: CallBody<A> + 'static>(
 }
 
 impl<A> CallBox<dyn CallBody<A>> {
-    /// Fails the call with `err` (reporting it if no caller can see it).
+    /// Fails the call with `err` (reporting it if no caller can see it). It
+    /// takes the envelope, which ends here.
+    #[allow(clippy::boxed_local)]
     pub(crate) fn fail(mut self: Box<Self>, err: Error, info: &ActorInfo) {
         if let Some(unseen) = self.body.fail(err) {
             info.report(
