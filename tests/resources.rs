@@ -300,3 +300,125 @@ async fn chains_of_default_actors_never_deadlock() {
         );
     }
 }
+
+/// A default actor with synchronous methods (the fast path, which keeps its
+/// CPU across back-to-back calls while its mailbox is not empty).
+#[ray::actor]
+pub struct Spinner {
+    overlap: Arc<Overlap>,
+    done: u64,
+}
+
+#[ray::actor]
+impl Spinner {
+    pub fn new(overlap: Arc<Overlap>) -> Self {
+        Spinner { overlap, done: 0 }
+    }
+
+    /// Busy for about `us` microseconds; returns how many calls it finished.
+    pub fn spin(&mut self, us: u64) -> u64 {
+        let n = self.overlap.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.overlap.max.fetch_max(n, Ordering::SeqCst);
+        let until = std::time::Instant::now() + Duration::from_micros(us);
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        self.overlap.now.fetch_sub(1, Ordering::SeqCst);
+        self.done += 1;
+        self.done
+    }
+
+    /// Adds a value that may come from another actor (an argument ref).
+    pub fn add(&mut self, x: u64) -> u64 {
+        self.done += x;
+        self.done
+    }
+
+    pub async fn later(&mut self, us: u64) -> u64 {
+        tokio::time::sleep(Duration::from_micros(us)).await;
+        self.done += 1;
+        self.done
+    }
+}
+
+/// Sync methods on 1 and 2 CPUs, pipelined so mailboxes stay full, mixed
+/// with async methods and ref arguments (the paths that must give a kept CPU
+/// back first), random sizes and delays: never more runs at once than CPUs,
+/// every call completes, and the CPUs all come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn back_to_back_sync_calls_respect_the_cpu_count() {
+    use rand::{Rng, SeedableRng};
+    for seed in 0..8u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let cpus = 1 + seed % 2;
+        let _ray = ray::init(Config::default().num_cpus(cpus as f64)).unwrap();
+        let overlap = Arc::new(Overlap::default());
+        let actors: Vec<_> = (0..3)
+            .map(|_| Spinner::remote(overlap.clone()).unwrap())
+            .collect();
+        let mut last = Vec::new();
+        for (i, a) in actors.iter().enumerate() {
+            let mut r = None;
+            for _ in 0..rng.random_range(20..200) {
+                r = Some(match rng.random_range(0..10) {
+                    0 => a.later(rng.random_range(0..100)),
+                    1 => {
+                        // An argument produced by another actor.
+                        let other = &actors[(i + 1) % actors.len()];
+                        a.add(other.spin(rng.random_range(0..20)))
+                    }
+                    _ => a.spin(rng.random_range(0..20)),
+                });
+            }
+            last.push(r.unwrap());
+            if rng.random_bool(0.5) {
+                tokio::time::sleep(Duration::from_micros(rng.random_range(0..300))).await;
+            }
+        }
+        for r in last {
+            bounded(r).await.unwrap();
+        }
+        assert!(
+            overlap.max.load(Ordering::SeqCst) <= cpus as usize,
+            "seed {seed}: {} runs at once on {cpus} CPU",
+            overlap.max.load(Ordering::SeqCst)
+        );
+        // Every actor is idle now: no CPU stays kept.
+        let deadline = std::time::Instant::now() + BOUND;
+        while ray::available_resources()["CPU"] != cpus as f64 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "seed {seed}: a CPU was not given back"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+/// An actor with a long queue of synchronous calls does not keep the only
+/// CPU from another actor that asks for it: the other's call runs long
+/// before the queue is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_busy_actor_hands_its_cpu_to_one_waiting() {
+    let _ray = ray::init(Config::default().num_cpus(1)).unwrap();
+    let overlap = Arc::new(Overlap::default());
+    let busy = Spinner::remote(overlap.clone()).unwrap();
+    let other = Spinner::remote(overlap.clone()).unwrap();
+    let queue: Vec<_> = (0..2000).map(|_| busy.spin(50)).collect();
+    // Wait until the busy actor is well into its queue.
+    bounded(queue[10].clone()).await.unwrap();
+    let theirs = bounded(other.spin(0)).await.unwrap();
+    assert_eq!(theirs, 1);
+    // About 100 ms of work is left in the busy actor's queue.
+    let done_then = busy.spin(0);
+    assert!(
+        !queue.last().unwrap().is_ready(),
+        "the other actor waited for the whole queue"
+    );
+    for r in queue {
+        bounded(r).await.unwrap();
+    }
+    assert_eq!(bounded(done_then).await.unwrap(), 2001);
+    assert_eq!(overlap.max.load(Ordering::SeqCst), 1);
+    assert_eq!(ray::available_resources()["CPU"], 1.0);
+}

@@ -341,6 +341,22 @@ pub(crate) struct ActorCore<A: 'static> {
     /// For actors declared without resources: the pool each method run takes
     /// 1 CPU from.
     pub(crate) cpu_per_call: Option<std::sync::Arc<crate::resources::ResourcePool>>,
+    /// Whether this actor keeps the CPU of its last method run for the next
+    /// one (see [`execute_now`](Self::execute_now)).
+    cpu_kept: bool,
+    /// Set by the actor task before each admission: whether more calls
+    /// wait in the mailbox, so that a CPU is worth keeping.
+    pub(crate) more_queued: bool,
+}
+
+impl<A: 'static> Drop for ActorCore<A> {
+    fn drop(&mut self) {
+        if self.cpu_kept {
+            if let Some(pool) = &self.cpu_per_call {
+                pool.give_one_cpu();
+            }
+        }
+    }
 }
 
 impl<A: ActorClass> ActorCore<A> {
@@ -400,6 +416,8 @@ impl<A: ActorClass> ActorCore<A> {
             creation_checkpoint,
             taken: HashSet::new(),
             cpu_per_call: None,
+            cpu_kept: false,
+            more_queued: false,
         })
     }
 
@@ -478,12 +496,14 @@ impl<A: ActorClass> ActorCore<A> {
         env: Envelope<A>,
     ) -> Result<Result<(), Death<A>>, Envelope<A>> {
         if env.desc.is_async || !env.body.is_ready() || info.crash_pending() {
+            self.give_back_kept_cpu(info);
             return Err(env);
         }
         // A default actor's method run needs 1 CPU (no panic can skip the
-        // give-back: the method's panics are caught).
+        // give-back: the method's panics are caught). The CPU kept from the
+        // previous run, if any, serves.
         let cpu = self.cpu_per_call.as_deref();
-        if cpu.is_some_and(|pool| !pool.try_take_one_cpu()) {
+        if !std::mem::take(&mut self.cpu_kept) && cpu.is_some_and(|pool| !pool.try_take_one_cpu()) {
             return Err(env);
         }
         let keep_args = self.logging();
@@ -495,10 +515,32 @@ impl<A: ActorClass> ActorCore<A> {
             Running::Pending(_) => unreachable!("a synchronous method ran asynchronously"),
         };
         if let Some(pool) = cpu {
-            pool.give_one_cpu();
-            info.obs.set_cpu_held(false);
+            // Back-to-back calls: while more calls wait in the mailbox and
+            // nobody waits for a CPU, the next run keeps this one instead of
+            // giving it back and taking it again (two trips through the
+            // pool's lock). Otherwise it goes back before the result is
+            // delivered, so a caller that sees the result sees the CPU free.
+            if self.more_queued && outcome.panic.is_none() && !pool.has_waiters() {
+                self.cpu_kept = true;
+            } else {
+                pool.give_one_cpu();
+                info.obs.set_cpu_held(false);
+            }
         }
         Ok(self.finish_call(info, env, Ok(outcome), keep_args, scope))
+    }
+
+    /// Gives back the CPU kept from the last method run, if any: before the
+    /// actor task waits for anything (an empty mailbox, an argument, an
+    /// async method, a rebuild), so that no CPU is held while idle.
+    #[inline]
+    pub(crate) fn give_back_kept_cpu(&mut self, info: &ActorInfo) {
+        if std::mem::take(&mut self.cpu_kept) {
+            if let Some(pool) = &self.cpu_per_call {
+                pool.give_one_cpu();
+            }
+            info.obs.set_cpu_held(false);
+        }
     }
 
     /// After a call ran (or was interrupted with `Err(cause)`): counters,
@@ -640,7 +682,10 @@ impl<A: ActorClass> ActorCore<A> {
         match info.take_crash_request() {
             // Boxed: rebuilding is rare and its future large, and this one
             // is awaited inside every actor task's loop.
-            Some(cause) => Box::pin(self.rebuild_or_die(info, cause)).await,
+            Some(cause) => {
+                self.give_back_kept_cpu(info);
+                Box::pin(self.rebuild_or_die(info, cause)).await
+            }
             None => Ok(()),
         }
     }
@@ -681,6 +726,7 @@ impl<A: ActorClass> ActorCore<A> {
     /// call's death) through every call it unblocks. `Err` means the actor
     /// is dead.
     pub(crate) async fn resume(&mut self, info: &ActorInfo, step: Step<A>) -> Result<(), Error> {
+        self.give_back_kept_cpu(info);
         let mut step = step;
         // `execute_now` already declined the call `step` carries.
         let mut declined = true;

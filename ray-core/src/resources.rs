@@ -44,7 +44,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -337,6 +337,10 @@ pub(crate) struct ResourcePool {
     /// when the node's total is below 1.
     gpu_capacity: Vec<u64>,
     state: Mutex<State>,
+    /// How many requests wait in line: `state.queue.len()`, stored under the
+    /// lock whenever the line changes, so that an actor holding a CPU
+    /// between calls can see without the lock that someone waits for one.
+    waiting: AtomicUsize,
 }
 
 impl ResourcePool {
@@ -360,6 +364,7 @@ impl ResourcePool {
                 granted: HashMap::new(),
                 next_ticket: 0,
             }),
+            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -487,6 +492,12 @@ impl ResourcePool {
         }
     }
 
+    /// Whether some request waits in line (a hint: read without the lock).
+    #[inline]
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.waiting.load(AtomicOrdering::Relaxed) != 0
+    }
+
     /// Gives back a CPU taken by [`try_take_one_cpu`](Self::try_take_one_cpu).
     #[inline]
     pub(crate) fn give_one_cpu(&self) {
@@ -514,6 +525,7 @@ impl ResourcePool {
                         waker: None,
                     },
                 );
+                self.waiting.store(st.queue.len(), AtomicOrdering::Relaxed);
                 AcquireState::Queued(ticket)
             }
         };
@@ -540,7 +552,9 @@ impl ResourcePool {
             if st.queue.is_empty() {
                 return;
             }
-            st.grant_waiters()
+            let wakers = st.grant_waiters();
+            self.waiting.store(st.queue.len(), AtomicOrdering::Relaxed);
+            wakers
         };
         for waker in wakers {
             waker.wake();
@@ -623,13 +637,20 @@ impl Drop for Acquire {
                 let wakers = {
                     let mut st = self.pool.lock();
                     if st.queue.remove(&ticket).is_some() {
+                        self.pool
+                            .waiting
+                            .store(st.queue.len(), AtomicOrdering::Relaxed);
                         return;
                     }
                     let Some(grant) = st.granted.remove(&ticket) else {
                         return;
                     };
                     st.avail.give_back(&self.req, &grant);
-                    st.grant_waiters()
+                    let wakers = st.grant_waiters();
+                    self.pool
+                        .waiting
+                        .store(st.queue.len(), AtomicOrdering::Relaxed);
+                    wakers
                 };
                 for waker in wakers {
                     waker.wake();
