@@ -451,17 +451,21 @@ async fn run_calls<A: ActorClass>(
     loop {
         let msg = match queued.next() {
             Some(env) => Msg::Call(env),
-            None => match rx.try_recv() {
+            // A CPU kept between calls goes back before the task idles.
+            None if core.keeps_cpu() => match rx.try_recv() {
                 Ok(msg) => msg,
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    // Idle: a CPU kept between calls goes back first.
                     core.give_back_kept_cpu(info);
                     match rx.recv().await {
                         Some(msg) => msg,
                         None => break,
                     }
                 }
+            },
+            None => match rx.recv().await {
+                Some(msg) => msg,
+                None => break,
             },
         };
         core.more_queued = queued.len() != 0 || !rx.is_empty();

@@ -49,8 +49,10 @@ impl Waiters {
         if let Some(f) = self.first {
             f.wake();
         }
-        for w in self.rest.into_iter().flat_map(|r| *r) {
-            w.wake();
+        if let Some(rest) = self.rest {
+            for w in *rest {
+                w.wake();
+            }
         }
     }
 }
