@@ -213,3 +213,52 @@ async fn handles_display_class_and_actor_id() {
     assert_eq!(format!("{c:?}"), shown);
     assert_eq!(c.actor_id().hex().len(), 40);
 }
+
+#[ray::actor]
+#[derive(Default)]
+pub struct Splitter;
+
+#[ray::actor]
+impl Splitter {
+    pub fn one(&self, x: u64) -> u64 {
+        x
+    }
+
+    #[method(num_returns = 2)]
+    pub fn two(&self, x: u64) -> (u64, u64) {
+        (x, x + 1)
+    }
+}
+
+/// Calls still in a mailbox when their tokio runtime is dropped (and the
+/// actor task with it) fail with `ObjectLost`: single results (kept inside
+/// the call), multiple results, and a call waiting on another's result.
+#[test]
+fn calls_dropped_with_their_tokio_runtime_fail_as_lost() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (ray, ones, twos, chained) = rt.block_on(async {
+        let ray = ray::init(Config::default()).unwrap();
+        let s = Splitter::remote().unwrap();
+        let ones: Vec<_> = (0..50).map(|x| s.one(x)).collect();
+        let twos: Vec<_> = (0..50).map(|x| s.two(x)).collect();
+        let chained = s.one(&ones[0]);
+        (ray, ones, twos, chained)
+    });
+    // Nothing ran: the actor task was never polled.
+    drop(rt);
+    let lost = |r: &ObjectRef<u64>| match r.get_blocking() {
+        Err(Error::ObjectLost(id)) => assert_eq!(id, r.id()),
+        other => panic!("expected ObjectLost, got {other:?}"),
+    };
+    for r in ones.iter().chain([&chained]) {
+        lost(r);
+    }
+    for (a, b) in &twos {
+        lost(a);
+        lost(b);
+    }
+    drop(ray);
+}
