@@ -425,16 +425,13 @@ async fn a_busy_actor_hands_its_cpu_to_one_waiting() {
 
 /// A default actor that can be rebuilt (the replay log on).
 #[ray::actor(max_reconstructions = 2)]
+#[derive(Default)]
 pub struct Phoenix {
     done: u64,
 }
 
 #[ray::actor]
 impl Phoenix {
-    pub fn new() -> Self {
-        Phoenix { done: 0 }
-    }
-
     pub fn step(&mut self, us: u64) -> u64 {
         let until = std::time::Instant::now() + Duration::from_micros(us);
         while std::time::Instant::now() < until {
