@@ -44,7 +44,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -338,9 +338,20 @@ pub(crate) struct ResourcePool {
     gpu_capacity: Vec<u64>,
     state: Mutex<State>,
     /// How many requests wait in line: `state.queue.len()`, stored under the
-    /// lock whenever the line changes, so that an actor holding a CPU
-    /// between calls can see without the lock that someone waits for one.
+    /// lock whenever the line changes, so that the CPU fast lane (and an
+    /// actor keeping a CPU between calls) sees without the lock that
+    /// someone waits.
     waiting: AtomicUsize,
+    /// Free CPU units parked outside the lock: the 1-CPU fast path of
+    /// default actors' method runs takes from here and gives back here with
+    /// one atomic operation each, while nobody waits in line. Whoever takes
+    /// the lock to take resources moves them into `state.avail` first.
+    ///
+    /// No CPU is stranded here while a request waits: a giver adds to it
+    /// and then reads `waiting`; a request joining the line stores
+    /// `waiting` and then empties this (both sequentially consistent), so
+    /// at least one of them sees the other and hands the CPU to the line.
+    fast_cpu: AtomicU64,
 }
 
 impl ResourcePool {
@@ -365,6 +376,7 @@ impl ResourcePool {
                 next_ticket: 0,
             }),
             waiting: AtomicUsize::new(0),
+            fast_cpu: AtomicU64::new(0),
         }
     }
 
@@ -381,6 +393,36 @@ impl ResourcePool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The lock, with the fast lane's CPUs moved into what is free: for
+    /// everything that takes resources or grants waiters.
+    fn lock_all(&self) -> MutexGuard<'_, State> {
+        let mut st = self.lock();
+        self.drain_fast(&mut st);
+        st
+    }
+
+    /// Moves the fast lane's CPUs into `st.avail`.
+    #[inline]
+    fn drain_fast(&self, st: &mut State) {
+        if self.fast_cpu.load(AtomicOrdering::Relaxed) != 0 {
+            st.avail.cpu += self.fast_cpu.swap(0, AtomicOrdering::SeqCst);
+        }
+    }
+
+    /// Publishes the length of the line (under the lock). After a request
+    /// joined it, empties the fast lane (see `fast_cpu`) and grants what
+    /// fits; returns the wakers to call once the lock is released.
+    fn line_changed(&self, st: &mut State, joined: bool) -> Vec<Waker> {
+        self.waiting.store(st.queue.len(), AtomicOrdering::SeqCst);
+        if !joined || self.fast_cpu.load(AtomicOrdering::SeqCst) == 0 {
+            return Vec::new();
+        }
+        self.drain_fast(st);
+        let wakers = st.grant_waiters();
+        self.waiting.store(st.queue.len(), AtomicOrdering::SeqCst);
+        wakers
+    }
+
     /// Everything the node has (`ray.cluster_resources()`).
     pub(crate) fn total(&self) -> ResourceSet {
         self.total.clone()
@@ -389,7 +431,7 @@ impl ResourcePool {
     /// What is free now (`ray.available_resources()`). Its GPUs are the sum
     /// of the free parts of every GPU ID.
     pub(crate) fn available(&self) -> ResourceSet {
-        let st = self.lock();
+        let st = self.lock_all();
         ResourceSet {
             cpu: st.avail.cpu,
             gpu: st.avail.gpu_free.iter().sum(),
@@ -470,7 +512,7 @@ impl ResourcePool {
     /// Takes `req` now, or returns `None` if it does not fit now. Never
     /// overtakes a waiter that could run (no queued waiter fits in what is free).
     pub(crate) fn try_acquire(self: &Arc<Self>, req: &ResourceSet) -> Option<Allocation> {
-        let grant = self.lock().avail.take(req)?;
+        let grant = self.lock_all().avail.take(req)?;
         Some(Allocation {
             pool: self.clone(),
             req: req.clone(),
@@ -483,7 +525,18 @@ impl ResourcePool {
     /// it back with [`give_one_cpu`](Self::give_one_cpu).
     #[inline]
     pub(crate) fn try_take_one_cpu(&self) -> bool {
-        let mut st = self.lock();
+        // The fast lane, while nobody waits: one atomic operation.
+        if self.waiting.load(AtomicOrdering::SeqCst) == 0
+            && self
+                .fast_cpu
+                .fetch_update(AtomicOrdering::SeqCst, AtomicOrdering::Relaxed, |f| {
+                    f.checked_sub(UNIT)
+                })
+                .is_ok()
+        {
+            return true;
+        }
+        let mut st = self.lock_all();
         if st.avail.cpu >= UNIT {
             st.avail.cpu -= UNIT;
             true
@@ -501,7 +554,11 @@ impl ResourcePool {
     /// Gives back a CPU taken by [`try_take_one_cpu`](Self::try_take_one_cpu).
     #[inline]
     pub(crate) fn give_one_cpu(&self) {
-        self.give_back(|avail| avail.cpu += UNIT);
+        // Into the fast lane; if someone waits, hand it to the line.
+        self.fast_cpu.fetch_add(UNIT, AtomicOrdering::SeqCst);
+        if self.waiting.load(AtomicOrdering::SeqCst) != 0 {
+            self.give_back(|_| {});
+        }
     }
 
     /// A future resolving to an allocation of `req`. It takes its place in
@@ -512,7 +569,8 @@ impl ResourcePool {
     /// `req` must be feasible ([`check_feasible`](Self::check_feasible)),
     /// else the future never resolves.
     pub(crate) fn acquire(self: &Arc<Self>, req: ResourceSet) -> Acquire {
-        let mut st = self.lock();
+        let mut st = self.lock_all();
+        let mut wakers = Vec::new();
         let state = match st.avail.take(&req) {
             Some(grant) => AcquireState::Granted(grant),
             None => {
@@ -525,11 +583,14 @@ impl ResourcePool {
                         waker: None,
                     },
                 );
-                self.waiting.store(st.queue.len(), AtomicOrdering::Relaxed);
+                wakers = self.line_changed(&mut st, true);
                 AcquireState::Queued(ticket)
             }
         };
         drop(st);
+        for waker in wakers {
+            waker.wake();
+        }
         Acquire {
             pool: self.clone(),
             req,
@@ -552,8 +613,9 @@ impl ResourcePool {
             if st.queue.is_empty() {
                 return;
             }
+            self.drain_fast(&mut st);
             let wakers = st.grant_waiters();
-            self.waiting.store(st.queue.len(), AtomicOrdering::Relaxed);
+            let _ = self.line_changed(&mut st, false);
             wakers
         };
         for waker in wakers {
@@ -637,19 +699,16 @@ impl Drop for Acquire {
                 let wakers = {
                     let mut st = self.pool.lock();
                     if st.queue.remove(&ticket).is_some() {
-                        self.pool
-                            .waiting
-                            .store(st.queue.len(), AtomicOrdering::Relaxed);
+                        let _ = self.pool.line_changed(&mut st, false);
                         return;
                     }
                     let Some(grant) = st.granted.remove(&ticket) else {
                         return;
                     };
                     st.avail.give_back(&self.req, &grant);
+                    self.pool.drain_fast(&mut st);
                     let wakers = st.grant_waiters();
-                    self.pool
-                        .waiting
-                        .store(st.queue.len(), AtomicOrdering::Relaxed);
+                    let _ = self.pool.line_changed(&mut st, false);
                     wakers
                 };
                 for waker in wakers {
@@ -1407,6 +1466,65 @@ mod tests {
         assert_eq!(p.available(), total);
     }
 
+    /// The 1-CPU fast lane racing the line: tasks taking and giving CPUs
+    /// one at a time (default actors' method runs) against tasks acquiring
+    /// CPUs in line, on many threads: never more CPUs held than the node
+    /// has, no waiter left asleep with a CPU free (every acquire resolves),
+    /// everything back at the end.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn stress_fast_lane_against_the_line() {
+        use std::sync::atomic::AtomicI64;
+        for cpus in [1.0, 2.0] {
+            let total = set(cpus, 0.0, &[]);
+            let p = pool(total.clone());
+            let held = Arc::new(AtomicI64::new(0));
+            let limit = (cpus as i64) * UNIT as i64;
+            let mut tasks = Vec::new();
+            for seed in 0..12u64 {
+                let (p, held) = (p.clone(), held.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                    let mut done = 0u32;
+                    while done < 300 {
+                        let hold = |held: &AtomicI64, q: i64| {
+                            let now = held.fetch_add(q, AtomicOrdering::SeqCst) + q;
+                            assert!(now <= limit, "{now} units held of {limit}");
+                        };
+                        if seed % 3 == 0 {
+                            // In line, for 1 or 0.5 CPU.
+                            let q = if rng.random_bool(0.5) { 1.0 } else { 0.5 };
+                            let a = p.acquire(set(q, 0.0, &[])).await;
+                            let units = a.resources().cpu as i64;
+                            hold(&held, units);
+                            tokio::task::yield_now().await;
+                            held.fetch_sub(units, AtomicOrdering::SeqCst);
+                            drop(a);
+                            done += 1;
+                        } else if p.try_take_one_cpu() {
+                            hold(&held, UNIT as i64);
+                            if rng.random_bool(0.3) {
+                                tokio::task::yield_now().await;
+                            }
+                            held.fetch_sub(UNIT as i64, AtomicOrdering::SeqCst);
+                            p.give_one_cpu();
+                            done += 1;
+                        } else {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                }));
+            }
+            for t in tasks {
+                tokio::time::timeout(Duration::from_secs(60), t)
+                    .await
+                    .expect("a waiter was never woken")
+                    .unwrap();
+            }
+            assert_eq!(p.num_waiting(), 0);
+            assert_eq!(p.available(), total);
+        }
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         /// Start an acquire (granted now or queued).
@@ -1417,6 +1535,10 @@ mod tests {
         Cancel(usize),
         /// Drop the i-th held allocation.
         Release(usize),
+        /// A default actor's method run takes 1 CPU (the fast path).
+        TakeOne,
+        /// ... and gives it back.
+        GiveOne,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1427,6 +1549,8 @@ mod tests {
             2 => any::<usize>().prop_map(Op::Poll),
             1 => any::<usize>().prop_map(Op::Cancel),
             2 => any::<usize>().prop_map(Op::Release),
+            2 => Just(Op::TakeOne),
+            2 => Just(Op::GiveOne),
         ]
     }
 
@@ -1440,6 +1564,7 @@ mod tests {
             let mut pending: Vec<Acquire> = Vec::new();
             let mut held: Vec<Allocation> = Vec::new();
             let mut ledger = Ledger::default();
+            let mut ones = 0u64;
             for op in ops {
                 match op {
                     Op::Acquire(req) => pending.push(p.acquire(req)),
@@ -1463,12 +1588,25 @@ mod tests {
                         ledger.remove(&a);
                         drop(a);
                     }
+                    Op::TakeOne if p.try_take_one_cpu() => {
+                        ones += 1;
+                        ledger.cpu += UNIT;
+                        prop_assert!(ledger.cpu <= total.cpu, "CPU over-allocated");
+                    }
+                    Op::GiveOne if ones > 0 => {
+                        ones -= 1;
+                        ledger.cpu -= UNIT;
+                        p.give_one_cpu();
+                    }
                     _ => {}
                 }
+                // The fast lane holds CPUs only while nobody waits.
+                let fast = p.fast_cpu.load(AtomicOrdering::SeqCst);
+                prop_assert!(fast == 0 || p.num_waiting() == 0, "{fast} stranded");
                 // Invariant: no waiter fits in what is free.
                 let st = p.lock();
                 let mut avail = Available {
-                    cpu: st.avail.cpu,
+                    cpu: st.avail.cpu + fast,
                     custom: st.avail.custom.clone(),
                     gpu_free: st.avail.gpu_free.clone(),
                 };
@@ -1481,10 +1619,13 @@ mod tests {
                     .filter(|a| !matches!(a.state, AcquireState::Queued(t) if st.queue.contains_key(&t)))
                     .map(|a| a.req.cpu)
                     .sum();
-                prop_assert_eq!(st.avail.cpu + ledger.cpu + granted_cpu, total.cpu);
+                prop_assert_eq!(st.avail.cpu + fast + ledger.cpu + granted_cpu, total.cpu);
             }
             drop(pending);
             drop(held);
+            for _ in 0..ones {
+                p.give_one_cpu();
+            }
             prop_assert_eq!(p.available(), total);
             prop_assert_eq!(p.num_waiting(), 0);
         }
