@@ -8,8 +8,9 @@
 //! ```
 //!
 //! Every column runs in this one process; within each round every column runs
-//! each workload once, in round-robin order (rotated each round), so machine
-//! noise hits every column alike. Each figure is the median of the rounds.
+//! each workload once, in an order shuffled afresh each round (neighbours
+//! change too), so machine noise hits every column alike. Each figure is the
+//! median of the rounds.
 
 mod common;
 mod envs;
@@ -108,6 +109,29 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
     Ok(args)
 }
 
+/// The column order of round `round`: a fresh permutation each round (a
+/// fixed seed per round, so runs are comparable). Rotating one order would
+/// keep every column behind the same neighbour, and a column pays for what
+/// its predecessor leaves behind (a heap to regrow after the floor's W4,
+/// say), so the neighbours change too.
+fn round_order(cols: &[Col], round: usize) -> Vec<Col> {
+    let mut order = cols.to_vec();
+    // SplitMix64: enough to shuffle a dozen columns, no dependency.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(round as u64 + 1);
+    let mut next = || {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    for i in (1..order.len()).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.first().map(String::as_str) == Some("--probe") {
@@ -145,8 +169,7 @@ fn main() {
     let mut times: HashMap<(Workload, Col), Vec<Duration>> = HashMap::new();
     for round in 0..args.rounds {
         eprintln!("round {}/{} ...", round + 1, args.rounds);
-        let mut order = cols.clone();
-        order.rotate_left(round % cols.len());
+        let order = round_order(&cols, round);
         for &w in &args.workloads {
             for &c in &order {
                 let d = envs.run(c, w, sizes);
@@ -188,7 +211,7 @@ fn args_summary(args: &Args, s: &Sizes) -> String {
     let ws: Vec<&str> = args.workloads.iter().map(|w| w.name()).collect();
     format!(
         "sizes: W1 N={}, W2 M={}, W3 {}x{}, W4 A={}, idle actors {}, {}; \
-         rows {}{}; median of {} round{}, columns interleaved round-robin",
+         rows {}{}; median of {} round{}, columns interleaved, shuffled each round",
         s.n,
         s.m,
         s.callers,
