@@ -301,6 +301,26 @@ async fn chains_of_default_actors_never_deadlock() {
     }
 }
 
+/// Keeps the thread busy for about `us` microseconds (a CPU-bound method).
+fn busy_for(us: u64) {
+    let until = std::time::Instant::now() + Duration::from_micros(us);
+    while std::time::Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+/// Waits (bounded) until the node has all its `cpus` free again.
+async fn all_cpus_back(cpus: f64, seed: u64) {
+    let deadline = std::time::Instant::now() + BOUND;
+    while ray::available_resources()["CPU"] != cpus {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "seed {seed}: a CPU was not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// A default actor with synchronous methods (the fast path, which keeps its
 /// CPU across back-to-back calls while its mailbox is not empty).
 #[ray::actor]
@@ -319,10 +339,7 @@ impl Spinner {
     pub fn spin(&mut self, us: u64) -> u64 {
         let n = self.overlap.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.overlap.max.fetch_max(n, Ordering::SeqCst);
-        let until = std::time::Instant::now() + Duration::from_micros(us);
-        while std::time::Instant::now() < until {
-            std::hint::spin_loop();
-        }
+        busy_for(us);
         self.overlap.now.fetch_sub(1, Ordering::SeqCst);
         self.done += 1;
         self.done
@@ -384,14 +401,7 @@ async fn back_to_back_sync_calls_respect_the_cpu_count() {
             overlap.max.load(Ordering::SeqCst)
         );
         // Every actor is idle now: no CPU stays kept.
-        let deadline = std::time::Instant::now() + BOUND;
-        while ray::available_resources()["CPU"] != cpus as f64 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "seed {seed}: a CPU was not given back"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        all_cpus_back(cpus as f64, seed).await;
     }
 }
 
@@ -433,10 +443,7 @@ pub struct Phoenix {
 #[ray::actor]
 impl Phoenix {
     pub fn step(&mut self, us: u64) -> u64 {
-        let until = std::time::Instant::now() + Duration::from_micros(us);
-        while std::time::Instant::now() < until {
-            std::hint::spin_loop();
-        }
+        busy_for(us);
         self.done += 1;
         self.done
     }
@@ -477,13 +484,6 @@ async fn kills_during_back_to_back_calls_give_the_cpu_back() {
                 got.unwrap();
             }
         }
-        let deadline = std::time::Instant::now() + BOUND;
-        while ray::available_resources()["CPU"] != 1.0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "seed {seed}: a CPU was not given back"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        all_cpus_back(1.0, seed).await;
     }
 }
