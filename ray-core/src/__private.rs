@@ -6,6 +6,7 @@ pub use crate::call::{
 };
 pub use crate::checkpoint::{CheckpointPolicy, Checkpointable};
 pub use crate::error::{Error, Result};
+pub use crate::exec::{CallBox, CallRefs, MethodCall};
 pub use crate::function::{submit as submit_function, FnInvoke, FunctionDescriptor, TaskOptions};
 pub use crate::object::ObjectRef;
 pub use ::core;

@@ -15,12 +15,14 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::mpsc;
 
-use crate::call::{ArgTuple, MethodDescriptor, Returns};
+use crate::call::{ArgTuple, MethodDescriptor};
 use crate::checkpoint::CheckpointPolicy;
 use crate::config::{check_quantity, check_resource_name};
 use crate::error::{Error, Result};
 pub use crate::exec::Invoke;
-use crate::exec::{actor_main, ActorCore, CtorBody, CtorCall, MethodCall, Msg};
+use crate::exec::{
+    actor_main, ActorCore, CallBox, CallRefs, CtorBody, CtorCall, Envelope, MethodCall, Msg,
+};
 use crate::ids::{ActorHandleId, ActorId};
 use crate::observe::ActorObs;
 use crate::runtime::{self, ActorControl, ErrorKind, RuntimeInner};
@@ -390,23 +392,25 @@ impl<A: ActorClass> RawHandle<A> {
     }
 
     /// Submits a call; never blocks (except in local mode, where it runs now).
-    pub fn call<Args: ArgTuple, R: Returns>(
+    pub fn call<Args: ArgTuple, R: CallRefs<A, Args>>(
         &self,
         desc: &'static MethodDescriptor,
         args: Args,
         invoke: Invoke<A, Args::Values, R::Payload>,
     ) -> R::Refs {
-        let (refs, sink) = R::channel();
-        let mut env = crate::exec::envelope(
+        // One allocation: the call, with its result slot inline.
+        let (made, sink, inline) = R::call_channel();
+        let call = CallBox::new(
             self.id,
             desc,
-            MethodCall::<A, Args, R>::new(args, sink, invoke),
+            MethodCall::<A, Args, R>::new(inline, args, sink, invoke),
         );
+        let refs = R::refs(made, &call);
         self.shared.info.obs.submitted();
         match &self.shared.mode {
             Mode::Remote(tx) => {
                 let mut seq = lock(&self.seq);
-                env.counter = seq.next_counter;
+                let env = Envelope::new(call, seq.next_counter);
                 seq.next_counter += 1;
                 if let Err(mpsc::error::SendError(Msg::Call(env))) = tx.send(Msg::Call(env)) {
                     drop(seq);
@@ -415,11 +419,12 @@ impl<A: ActorClass> RawHandle<A> {
             }
             Mode::Local(state) => {
                 let mut state = lock(state);
-                env.counter = {
+                let counter = {
                     let mut seq = lock(&self.seq);
                     seq.next_counter += 1;
                     seq.next_counter - 1
                 };
+                let env = Envelope::new(call, counter);
                 let info = &self.shared.info;
                 match &mut *state {
                     Ok(core) => {
@@ -431,7 +436,7 @@ impl<A: ActorClass> RawHandle<A> {
                 }
             }
             Mode::Detached(err) => {
-                let _ = env.body.fail(err.clone());
+                let _ = Envelope::new(call, 0).fail_unseen(err.clone());
             }
         }
         refs

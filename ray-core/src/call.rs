@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::error::{Error, Result};
-use crate::object::{self, ObjectRef, ObjectSender};
+use crate::object::{self, ObjectRef, ObjectSender, Slot, Wake};
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -166,6 +166,31 @@ pub trait Returns: 'static {
     /// Delivers the result. Returns the error if no caller can see it
     /// (fire-and-forget calls), so the runtime can report it.
     fn deliver(sink: Self::Sink, result: Result<Self::Payload>) -> Option<Error>;
+
+    /// The part of an actor method call's results kept inside the call's
+    /// own allocation: `One`'s result slot; nothing for the others.
+    #[doc(hidden)]
+    type Inline: Send + Sync + 'static;
+    /// The results of an actor method call: refs made now (else made from
+    /// the call, [`CallRefs`](crate::exec::CallRefs)), a sink for results
+    /// kept outside the call, and the inline part.
+    #[doc(hidden)]
+    fn call_channel() -> (Option<Self::Refs>, Option<Self::Sink>, Self::Inline);
+    /// An inline part nobody reads (a replay entry's).
+    #[doc(hidden)]
+    fn unread_inline() -> Self::Inline;
+    /// Delivers a method call's result; returns the error if no caller can
+    /// see it, and the waiters of the inline result to wake.
+    #[doc(hidden)]
+    fn deliver_call(
+        inline: &Self::Inline,
+        sink: Option<Self::Sink>,
+        result: Result<Self::Payload>,
+    ) -> (Option<Error>, Wake);
+    /// A method call was dropped unrun: its results fail with
+    /// [`Error::ObjectLost`].
+    #[doc(hidden)]
+    fn lose_call(inline: &Self::Inline, sink: Option<Self::Sink>);
 }
 
 /// `num_returns = 1`: one [`ObjectRef`].
@@ -183,6 +208,24 @@ impl<T: Send + Clone + 'static> Returns for One<T> {
         sink.send(result);
         None
     }
+    type Inline = Slot<T>;
+    fn call_channel() -> (Option<ObjectRef<T>>, Option<ObjectSender<T>>, Slot<T>) {
+        (None, None, Slot::new())
+    }
+    fn unread_inline() -> Slot<T> {
+        Slot::new()
+    }
+    #[inline]
+    fn deliver_call(
+        inline: &Slot<T>,
+        _: Option<ObjectSender<T>>,
+        result: Result<T>,
+    ) -> (Option<Error>, Wake) {
+        (None, inline.complete_later(result))
+    }
+    fn lose_call(inline: &Slot<T>, _: Option<ObjectSender<T>>) {
+        inline.lose();
+    }
 }
 
 /// `num_returns = 0`: fire and forget, failures go to the error stream.
@@ -199,6 +242,15 @@ impl Returns for Zero {
     fn deliver(_: (), result: Result<()>) -> Option<Error> {
         result.err()
     }
+    type Inline = ();
+    fn call_channel() -> (Option<()>, Option<()>, ()) {
+        (Some(()), None, ())
+    }
+    fn unread_inline() {}
+    fn deliver_call(_: &(), _: Option<()>, result: Result<()>) -> (Option<Error>, Wake) {
+        (result.err(), Wake::default())
+    }
+    fn lose_call(_: &(), _: Option<()>) {}
 }
 
 /// `num_returns = N >= 2`: an N-tuple of refs.
@@ -222,6 +274,19 @@ macro_rules! many {
                     Err(e) => { $($s.send(Err(e.clone()));)* }
                 }
                 None
+            }
+            type Inline = ();
+            fn call_channel() -> (Option<Self::Refs>, Option<Self::Sink>, ()) {
+                let (refs, sink) = Self::channel();
+                (Some(refs), Some(sink), ())
+            }
+            fn unread_inline() {}
+            fn deliver_call(_: &(), sink: Option<Self::Sink>, result: Result<Self::Payload>) -> (Option<Error>, Wake) {
+                (sink.and_then(|sink| Self::deliver(sink, result)), Wake::default())
+            }
+            fn lose_call(_: &(), sink: Option<Self::Sink>) {
+                // Each sender fails its object as it drops.
+                drop(sink);
             }
         }
     };

@@ -232,9 +232,9 @@ impl<A> Checkpointer<A> {
 /// The replay log (SEMANTICS §8): completed calls in execution order. While
 /// under its cap it reaches back to creation, so every kept checkpoint can be
 /// restored and replayed from, and replay from creation recovers the state
-/// even when no checkpoint loads. Cost per logged call: the call itself (its
-/// envelope, kept after its result went out, with the arguments it ran
-/// with) and a pointer in the deque.
+/// even when no checkpoint loads. Cost per logged call: a copy of the call
+/// (its arguments plus about 180 bytes: header, state and an unread result
+/// slot) and 16 bytes in the deque.
 struct ReplayLog<A: 'static> {
     entries: VecDeque<Envelope<A>>,
     /// `None`: the log reaches back to creation. `Some(f)`: calls below `f`
@@ -249,7 +249,7 @@ impl<A> ReplayLog<A> {
     /// Drops the calls at or below `f`, which becomes the new floor.
     fn truncate_to(&mut self, f: FrontierSnapshot) {
         self.entries
-            .retain(|e| e.counter >= f.next.get(&e.handle).copied().unwrap_or(0));
+            .retain(|e| e.counter() >= f.next.get(&e.handle()).copied().unwrap_or(0));
         self.floor = Some(f);
     }
 }
@@ -433,8 +433,8 @@ impl<A: ActorClass> ActorCore<A> {
         env: Envelope<A>,
     ) -> Result<(), Death<A>> {
         let mut env = env;
-        if !env.body.is_ready() {
-            env.body.wait_ready().await;
+        if !env.is_ready() {
+            env.wait_ready().await;
         }
         // A default actor's method run needs 1 CPU from the node.
         let cpu = match &self.cpu_per_call {
@@ -451,14 +451,14 @@ impl<A: ActorClass> ActorCore<A> {
         let scope = CallScope::begin(
             info,
             cpu.is_some(),
-            env.handle,
-            env.counter,
-            env.desc,
+            env.handle(),
+            env.counter(),
+            env.desc(),
             false,
         );
         let obs = &info.obs;
-        let (actor, body, desc) = (&mut self.actor, &mut env.body, env.desc);
-        let outcome = match scope.span.in_scope(|| body.run(actor, desc, keep_args)) {
+        let actor = &mut self.actor;
+        let outcome = match scope.span.in_scope(|| env.run(actor, keep_args)) {
             Running::Done(o) => {
                 if let Some(cpu) = cpu {
                     drop(cpu);
@@ -495,7 +495,8 @@ impl<A: ActorClass> ActorCore<A> {
         info: &ActorInfo,
         env: Envelope<A>,
     ) -> Result<Result<(), Death<A>>, Envelope<A>> {
-        if env.desc.is_async || !env.body.is_ready() || info.crash_pending() {
+        let mut env = env;
+        if env.desc().is_async || !env.is_ready() || info.crash_pending() {
             self.give_back_kept_cpu(info);
             return Err(env);
         }
@@ -507,10 +508,10 @@ impl<A: ActorClass> ActorCore<A> {
             return Err(env);
         }
         let keep_args = self.logging();
-        let mut env = env;
-        let scope = CallScope::begin(info, cpu.is_some(), env.handle, env.counter, env.desc, true);
-        let (actor, body, desc) = (&mut self.actor, &mut env.body, env.desc);
-        let outcome = match scope.span.in_scope(|| body.run(actor, desc, keep_args)) {
+        let (handle, counter, desc) = (env.handle(), env.counter(), env.desc());
+        let scope = CallScope::begin(info, cpu.is_some(), handle, counter, desc, true);
+        let actor = &mut self.actor;
+        let outcome = match scope.span.in_scope(|| env.run(actor, keep_args)) {
             Running::Done(o) => o,
             Running::Pending(_) => unreachable!("a synchronous method ran asynchronously"),
         };
@@ -560,7 +561,7 @@ impl<A: ActorClass> ActorCore<A> {
         scope: CallScope,
     ) -> Result<(), Death<A>> {
         let mut env = env;
-        let (handle, counter, desc) = (env.handle, env.counter, env.desc);
+        let (handle, counter, desc) = (env.handle(), env.counter(), env.desc());
         let t0 = scope.t0;
         if scope.on_thread {
             runtime::swap_thread_call(scope.outer);
@@ -578,14 +579,14 @@ impl<A: ActorClass> ActorCore<A> {
                 // Without restarts there is nothing to retry on.
                 obs.running(false);
                 self.record_call(info, desc, t0, handle, counter, "killed");
-                let _ = env.body.fail(info.died(cause.clone()));
+                let _ = env.fail_unseen(info.died(cause.clone()));
                 return Err(Death::Panic(cause));
             }
         };
         if let Some(p) = outcome.panic {
             obs.running(false);
             self.record_call(info, desc, t0, handle, counter, "panicked");
-            let _ = env.body.finish();
+            let _ = env.finish();
             return Err(Death::Panic(format!(
                 "method {}.{} panicked: {p}",
                 desc.class_name, desc.name
@@ -613,7 +614,7 @@ impl<A: ActorClass> ActorCore<A> {
         // Counted before the caller can see the result.
         obs.running(false);
         self.record_call(info, desc, t0, handle, counter, "ok");
-        let (unseen, replayable) = env.body.finish();
+        let (unseen, wake) = env.finish();
         if let Some(unseen) = unseen {
             info.report(
                 ErrorKind::TaskFailed,
@@ -623,15 +624,18 @@ impl<A: ActorClass> ActorCore<A> {
                 ),
             );
         }
-        if let (Some(log), true) = (&mut self.log, replayable) {
+        if let Some(log) = &mut self.log {
             if log.enabled {
                 // A checkpoint taken for this call already covers it.
                 let covered = log
                     .floor
                     .as_ref()
                     .is_some_and(|f| counter < f.next.get(&handle).copied().unwrap_or(0));
-                if !covered {
-                    log.entries.push_back(env);
+                // A copy of the call (its arguments, its results going
+                // nowhere): the envelope itself holds the result slot, which
+                // belongs to the callers.
+                if let (false, Some(entry)) = (covered, env.replay_entry()) {
+                    log.entries.push_back(entry);
                 }
                 if log.entries.len() > log.cap && self.checkpointer.is_none() {
                     log.enabled = false;
@@ -647,6 +651,10 @@ impl<A: ActorClass> ActorCore<A> {
                 }
             }
         }
+        // The caller's wake-up last, once this side let go of the call: a
+        // caller dropping its ref frees the call and its result at once.
+        drop(env);
+        drop(wake);
         Ok(())
     }
 
@@ -706,7 +714,7 @@ impl<A: ActorClass> ActorCore<A> {
         info: &ActorInfo,
         env: Envelope<A>,
     ) -> Result<Option<Step<A>>, Error> {
-        let mut next = match self.frontier.offer(env.handle, env.counter, env) {
+        let mut next = match self.frontier.offer(env.handle(), env.counter(), env) {
             Offer::Ready(env) => Some(env),
             Offer::Buffered => None,
             // A duplicate never runs twice; dropping it drops only its own
@@ -718,7 +726,7 @@ impl<A: ActorClass> ActorCore<A> {
                 env.fail(info.death_error(), info);
                 return Err(info.death_error());
             }
-            let handle = env.handle;
+            let handle = env.handle();
             match self.execute_now(info, env) {
                 Err(env) => return Ok(Some(Step::Run(env))),
                 Ok(Ok(())) => next = self.frontier.complete(&handle),
@@ -747,7 +755,7 @@ impl<A: ActorClass> ActorCore<A> {
                     if info.crash_pending() {
                         self.crash_if_requested(info).await?;
                     }
-                    let handle = env.handle;
+                    let handle = env.handle();
                     let r = if declined {
                         self.execute(info, env).await
                     } else {
@@ -913,14 +921,14 @@ impl<A: ActorClass> ActorCore<A> {
         for mut e in entries {
             let replay = after
                 .as_ref()
-                .is_none_or(|f| e.counter >= f.next.get(&e.handle).copied().unwrap_or(0));
+                .is_none_or(|f| e.counter() >= f.next.get(&e.handle()).copied().unwrap_or(0));
             if replay {
                 let outer = runtime::swap_current_call(Some(CallInfo {
                     actor: info.id,
-                    handle: e.handle,
-                    counter: e.counter,
+                    handle: e.handle(),
+                    counter: e.counter(),
                 }));
-                let outcome = match e.body.run(&mut self.actor, e.desc, true) {
+                let outcome = match e.run(&mut self.actor, true) {
                     Running::Done(o) => o,
                     Running::Pending(f) => f.await,
                 };
@@ -929,10 +937,12 @@ impl<A: ActorClass> ActorCore<A> {
                 if let Some(p) = outcome.panic {
                     return Err(format!(
                         "replaying {}.{} panicked: {p}",
-                        e.desc.class_name, e.desc.name
+                        e.desc().class_name,
+                        e.desc().name
                     ));
                 }
-                if !e.body.finish().1 {
+                drop(e.finish());
+                if !e.has_args() {
                     continue;
                 }
             }

@@ -2,16 +2,19 @@
 //! deliver), mailbox envelopes, the constructor call. The actor core that
 //! runs calls in order, checkpoints and rebuilds lives in `core.rs`.
 
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use crate::actor::{ActorClass, ActorInfo};
 use crate::block::{catch_unwind, panic_message};
-use crate::call::{ArgTuple, BoxFuture, MethodDescriptor, Returns};
+use crate::call::{ArgTuple, BoxFuture, Many, MethodDescriptor, One, Returns, Zero};
 pub(crate) use crate::core::ActorCore;
 use crate::error::{Error, Result};
 use crate::ids::ActorHandleId;
+use crate::object::{ObjectRef, Slot, SlotHolder, Wake};
 use crate::observe::EventName;
 use crate::runtime::ErrorKind;
 
@@ -30,23 +33,64 @@ pub(crate) enum Running<'a> {
 
 /// A type-erased call on an actor of type `A`. `run` keeps the result;
 /// `finish` delivers it, so results reach callers after the checkpoint hooks.
-pub(crate) trait CallBody<A>: Send {
-    fn is_ready(&self) -> bool;
-    fn wait_ready(&self) -> BoxFuture<'static, ()>;
+///
+/// A call's state is shared with its refs (they hold the call's allocation
+/// for its inline result slot) but only ever touched through its
+/// [`Envelope`], which is unique: hence the methods are `unsafe`, and the
+/// envelope's `&mut self` methods are the safe way in.
+pub(crate) trait CallBody<A>: Send + Sync {
+    /// # Safety
+    /// No other access to the call's state at the same time (see the trait).
+    unsafe fn is_ready(&self) -> bool;
+    /// # Safety
+    /// As for [`is_ready`](Self::is_ready).
+    unsafe fn wait_ready(&self) -> BoxFuture<'static, ()>;
     /// Runs the method. With `keep_args` the arguments are copied, not
     /// consumed, so the call can run again (retry after a kill, replay).
-    fn run<'a>(
-        &'a mut self,
+    ///
+    /// # Safety
+    /// No other access to the call's state while the returned future lives.
+    unsafe fn run<'a>(
+        &'a self,
         actor: &'a mut A,
         desc: &'static MethodDescriptor,
         keep_args: bool,
     ) -> Running<'a>;
     /// Delivers the result (once; later its results go nowhere). Returns an
-    /// error no caller can see (fire and forget), and whether the arguments
-    /// were kept, i.e. whether the call can run again as a replay entry.
-    fn finish(&mut self) -> (Option<Error>, bool);
+    /// error no caller can see (fire and forget), and the waiters to wake
+    /// (once the envelope is gone, so a reader dropping the last ref frees
+    /// the result at once).
+    ///
+    /// # Safety
+    /// As for [`is_ready`](Self::is_ready).
+    unsafe fn finish(&self) -> (Option<Error>, Wake);
+    /// Whether the arguments were kept, i.e. whether the call can run again.
+    ///
+    /// # Safety
+    /// As for [`is_ready`](Self::is_ready).
+    unsafe fn has_args(&self) -> bool;
+    /// Moves the kept arguments into a new call, numbered like this one,
+    /// whose results go nowhere: the replay log's entry.
+    ///
+    /// # Safety
+    /// As for [`is_ready`](Self::is_ready).
+    unsafe fn replay_entry(
+        &self,
+        handle: ActorHandleId,
+        counter: u64,
+        desc: &'static MethodDescriptor,
+    ) -> Option<Envelope<A>>;
     /// Fails the call unrun; returns the error if no caller can see it.
-    fn fail(&mut self, err: Error) -> Option<Error>;
+    ///
+    /// # Safety
+    /// As for [`is_ready`](Self::is_ready).
+    unsafe fn fail(&self, err: Error) -> Option<Error>;
+    /// The envelope is gone: results not delivered yet fail with
+    /// `Error::ObjectLost`, the arguments are dropped.
+    ///
+    /// # Safety
+    /// As for [`is_ready`](Self::is_ready).
+    unsafe fn abandon(&self);
 }
 
 /// How a generated stub runs its method.
@@ -57,6 +101,15 @@ pub enum Invoke<A, V, P> {
     Async(for<'a> fn(&'a mut A, V) -> BoxFuture<'a, std::result::Result<P, String>>),
 }
 
+// Function pointers only: copied whatever `A`, `V` and `P` are.
+impl<A, V, P> Clone for Invoke<A, V, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<A, V, P> Copy for Invoke<A, V, P> {}
+
 impl<A, V, P> std::fmt::Debug for Invoke<A, V, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -66,27 +119,134 @@ impl<A, V, P> std::fmt::Debug for Invoke<A, V, P> {
     }
 }
 
-pub(crate) struct MethodCall<A, Args: ArgTuple, R: Returns> {
+/// One actor method call: the inline part of its results (the result slot
+/// of a single-result method, which its refs read) and the state only its
+/// envelope touches.
+#[doc(hidden)]
+pub struct MethodCall<A, Args: ArgTuple, R: Returns> {
+    inline: R::Inline,
+    state: UnsafeCell<CallState<A, Args, R>>,
+}
+
+impl<A, Args: ArgTuple, R: Returns> std::fmt::Debug for MethodCall<A, Args, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The state belongs to the envelope: not read here.
+        f.write_str("MethodCall")
+    }
+}
+
+struct CallState<A, Args: ArgTuple, R: Returns> {
     args: Option<Args>,
-    /// `None` for a replay entry: its results go nowhere.
+    /// Results kept outside the call (`Many`); `None` once delivered.
     sink: Option<R::Sink>,
     invoke: Invoke<A, Args::Values, R::Payload>,
     /// Kept between `run` and `finish`; the error boxed to keep calls small.
     result: Option<std::result::Result<R::Payload, Box<Error>>>,
+    /// The results went out (delivered or failed): later finishes (replay)
+    /// deliver nothing.
+    done: bool,
 }
+
+// SAFETY: `inline` is `Sync` (the `Returns` contract); `state` is only
+// accessed through the call's one `Envelope` (the `CallBody` contract), so
+// never from two threads at once, and moving it between threads needs only
+// `Send`, which its parts are (arguments, sinks and payloads are `Send`,
+// `invoke` is a function pointer).
+unsafe impl<A, Args: ArgTuple, R: Returns> Sync for MethodCall<A, Args, R> {}
 
 impl<A, Args: ArgTuple, R: Returns> MethodCall<A, Args, R> {
     pub(crate) fn new(
+        inline: R::Inline,
         args: Args,
-        sink: R::Sink,
+        sink: Option<R::Sink>,
         invoke: Invoke<A, Args::Values, R::Payload>,
     ) -> Self {
         MethodCall {
-            args: Some(args),
-            sink: Some(sink),
-            invoke,
-            result: None,
+            inline,
+            state: UnsafeCell::new(CallState {
+                args: Some(args),
+                sink,
+                invoke,
+                result: None,
+                done: false,
+            }),
         }
+    }
+
+    /// # Safety
+    /// No other access to the state while the reference lives.
+    #[allow(clippy::mut_from_ref)]
+    #[inline]
+    unsafe fn state(&self) -> &mut CallState<A, Args, R> {
+        // SAFETY: the caller's promise.
+        unsafe { &mut *self.state.get() }
+    }
+
+    /// Delivers `result` unless the results already went out.
+    fn deliver(
+        &self,
+        st: &mut CallState<A, Args, R>,
+        result: Result<R::Payload>,
+    ) -> (Option<Error>, Wake) {
+        if std::mem::replace(&mut st.done, true) {
+            return (None, Wake::default());
+        }
+        R::deliver_call(&self.inline, st.sink.take(), result)
+    }
+}
+
+/// How a method call's refs are made (`One`'s from the call itself, which
+/// holds its result slot).
+#[doc(hidden)]
+pub trait CallRefs<A, Args: ArgTuple>: Returns + Sized {
+    /// The refs of `call`; `made` are those [`Returns::call_channel`] made.
+    fn refs(made: Option<Self::Refs>, call: &Arc<CallBox<MethodCall<A, Args, Self>>>)
+        -> Self::Refs;
+}
+
+impl<A: 'static, Args: ArgTuple, T: Send + Clone + 'static> CallRefs<A, Args> for One<T> {
+    #[inline]
+    fn refs(
+        _: Option<ObjectRef<T>>,
+        call: &Arc<CallBox<MethodCall<A, Args, One<T>>>>,
+    ) -> ObjectRef<T> {
+        ObjectRef::held_by(call.clone())
+    }
+}
+
+impl<A, Args: ArgTuple> CallRefs<A, Args> for Zero {
+    fn refs(_: Option<()>, _: &Arc<CallBox<MethodCall<A, Args, Zero>>>) {}
+}
+
+macro_rules! many_refs {
+    ($($t:ident),*) => {
+        impl<A, Args: ArgTuple, $($t: Send + Clone + 'static),*> CallRefs<A, Args> for Many<($($t,)*)> {
+            fn refs(made: Option<Self::Refs>, _: &Arc<CallBox<MethodCall<A, Args, Self>>>) -> Self::Refs {
+                made.expect("Many::call_channel makes the refs")
+            }
+        }
+    };
+}
+
+many_refs!(B, C);
+many_refs!(B, C, D);
+many_refs!(B, C, D, E);
+many_refs!(B, C, D, E, F);
+many_refs!(B, C, D, E, F, G);
+many_refs!(B, C, D, E, F, G, H);
+many_refs!(B, C, D, E, F, G, H, I);
+many_refs!(B, C, D, E, F, G, H, I, J);
+many_refs!(B, C, D, E, F, G, H, I, J, K);
+many_refs!(B, C, D, E, F, G, H, I, J, K, L);
+many_refs!(B, C, D, E, F, G, H, I, J, K, L, M);
+
+/// A single-result call holds its own result slot.
+impl<A: 'static, Args: ArgTuple, T: Send + Clone + 'static> SlotHolder<T>
+    for CallBox<MethodCall<A, Args, One<T>>>
+{
+    #[inline]
+    fn slot(&self) -> &Slot<T> {
+        &self.body.inline
     }
 }
 
@@ -128,39 +288,46 @@ fn settle<P>(
 }
 
 impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A, Args, R> {
-    fn is_ready(&self) -> bool {
-        self.args.as_ref().is_none_or(|a| a.is_ready())
+    unsafe fn is_ready(&self) -> bool {
+        // SAFETY: the caller's promise (the trait's contract).
+        let st = unsafe { self.state() };
+        st.args.as_ref().is_none_or(|a| a.is_ready())
     }
 
-    fn wait_ready(&self) -> BoxFuture<'static, ()> {
-        match &self.args {
+    unsafe fn wait_ready(&self) -> BoxFuture<'static, ()> {
+        // SAFETY: the caller's promise.
+        let st = unsafe { self.state() };
+        match &st.args {
             Some(a) => a.wait_ready(),
             None => Box::pin(async {}),
         }
     }
 
-    fn run<'a>(
-        &'a mut self,
+    unsafe fn run<'a>(
+        &'a self,
         actor: &'a mut A,
         desc: &'static MethodDescriptor,
         keep_args: bool,
     ) -> Running<'a> {
+        // SAFETY: the caller's promise; `st` is not used once the future
+        // below exists.
+        let st = unsafe { self.state() };
         let taken = if keep_args {
-            self.args.as_ref().map(|a| a.duplicate().take())
+            st.args.as_ref().map(|a| a.duplicate().take())
         } else {
-            self.args.take().map(ArgTuple::take)
+            st.args.take().map(ArgTuple::take)
         };
         let values = match taken {
             Some(Ok(v)) => v,
             Some(Err(e)) => {
-                self.result = Some(Err(Box::new(e)));
+                st.result = Some(Err(Box::new(e)));
                 return Running::Done(Outcome {
                     ran: false,
                     panic: None,
                 });
             }
             None => {
-                self.result = Some(Err(Box::new(Error::invalid(
+                st.result = Some(Err(Box::new(Error::invalid(
                     "internal: a call ran twice (please report)",
                 ))));
                 return Running::Done(Outcome {
@@ -169,85 +336,206 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
                 });
             }
         };
-        match self.invoke {
+        match st.invoke {
             Invoke::Sync(f) => {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(actor, values)))
                     .map_err(|p| panic_message(&*p));
                 let (result, outcome) = settle(desc, r);
-                self.result = Some(result.map_err(Box::new));
+                st.result = Some(result.map_err(Box::new));
                 Running::Done(outcome)
             }
             Invoke::Async(f) => Running::Pending(Box::pin(async move {
                 let r = catch_unwind(f(actor, values)).await;
                 let (result, outcome) = settle(desc, r);
-                self.result = Some(result.map_err(Box::new));
+                // SAFETY: the caller's promise covers the future's life.
+                unsafe { self.state() }.result = Some(result.map_err(Box::new));
                 outcome
             })),
         }
     }
 
-    fn finish(&mut self) -> (Option<Error>, bool) {
-        let result = match self.result.take() {
+    unsafe fn finish(&self) -> (Option<Error>, Wake) {
+        // SAFETY: the caller's promise.
+        let st = unsafe { self.state() };
+        let result = match st.result.take() {
             Some(r) => r.map_err(|e| *e),
             None => Err(Error::invalid(
                 "internal: a call finished without running (please report)",
             )),
         };
-        let unseen = match self.sink.take() {
-            Some(sink) => R::deliver(sink, result),
-            None => None,
-        };
-        (unseen, self.args.is_some())
+        self.deliver(st, result)
     }
 
-    fn fail(&mut self, err: Error) -> Option<Error> {
-        self.sink.take().and_then(|sink| R::deliver(sink, Err(err)))
+    unsafe fn has_args(&self) -> bool {
+        // SAFETY: the caller's promise.
+        unsafe { self.state() }.args.is_some()
+    }
+
+    unsafe fn replay_entry(
+        &self,
+        handle: ActorHandleId,
+        counter: u64,
+        desc: &'static MethodDescriptor,
+    ) -> Option<Envelope<A>> {
+        // SAFETY: the caller's promise.
+        let st = unsafe { self.state() };
+        let args = st.args.take()?;
+        let invoke = st.invoke;
+        let entry = MethodCall::<A, Args, R> {
+            inline: R::unread_inline(),
+            state: UnsafeCell::new(CallState {
+                args: Some(args),
+                sink: None,
+                invoke,
+                result: None,
+                done: true,
+            }),
+        };
+        Some(Envelope::new(CallBox::new(handle, desc, entry), counter))
+    }
+
+    unsafe fn fail(&self, err: Error) -> Option<Error> {
+        // SAFETY: the caller's promise.
+        let st = unsafe { self.state() };
+        self.deliver(st, Err(err)).0
+    }
+
+    unsafe fn abandon(&self) {
+        // SAFETY: the caller's promise.
+        let st = unsafe { self.state() };
+        st.args = None;
+        st.result = None;
+        if !std::mem::replace(&mut st.done, true) {
+            R::lose_call(&self.inline, st.sink.take());
+        }
     }
 }
 
 /// One call: which handle sent it, its place in that handle's order, the
-/// method, and its body, in one allocation.
-pub(crate) struct CallBox<B: ?Sized> {
-    pub(crate) handle: ActorHandleId,
-    pub(crate) counter: u64,
-    pub(crate) desc: &'static MethodDescriptor,
-    pub(crate) body: B,
-}
-
-/// One call in the mailbox, the reorder buffer or the replay log: a single
-/// pointer, so a mailbox slot stays small. Dropped unrun (its actor task
-/// dropped with its runtime), its results fail through their senders' drop
-/// (`Error::ObjectLost`).
-pub(crate) type Envelope<A> = Box<CallBox<dyn CallBody<A>>>;
-
-/// A new envelope for `body`, sent by `handle` (its counter set at the send).
-pub(crate) fn envelope<A, B: CallBody<A> + 'static>(
+/// method, and its body (with its inline result slot), in one allocation.
+#[doc(hidden)]
+pub struct CallBox<B: ?Sized> {
     handle: ActorHandleId,
+    /// Set once, before the call is sent (the refs may already hold the
+    /// allocation, so it is not `&mut` any more).
+    counter: AtomicU64,
     desc: &'static MethodDescriptor,
     body: B,
-) -> Envelope<A> {
-    Box::new(CallBox {
-        handle,
-        counter: 0,
-        desc,
-        body,
-    })
 }
 
-impl<A> CallBox<dyn CallBody<A>> {
-    /// Fails the call with `err` (reporting it if no caller can see it). It
-    /// takes the envelope, which ends here.
-    #[allow(clippy::boxed_local)]
-    pub(crate) fn fail(mut self: Box<Self>, err: Error, info: &ActorInfo) {
-        if let Some(unseen) = self.body.fail(err) {
+impl<B: ?Sized> std::fmt::Debug for CallBox<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallBox")
+            .field("handle", &self.handle)
+            .field("counter", &self.counter.load(Ordering::Relaxed))
+            .field("method", &self.desc.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBox<MethodCall<A, Args, R>> {
+    /// A new call sent by `handle` (its counter set at the send).
+    pub(crate) fn new(
+        handle: ActorHandleId,
+        desc: &'static MethodDescriptor,
+        body: MethodCall<A, Args, R>,
+    ) -> Arc<Self> {
+        Arc::new(CallBox {
+            handle,
+            counter: AtomicU64::new(0),
+            desc,
+            body,
+        })
+    }
+}
+
+/// One call in the mailbox, the reorder buffer or the replay log: the only
+/// way to the call's state (its refs read only the inline result slot).
+/// Dropped unrun, its results fail with `Error::ObjectLost`.
+pub(crate) struct Envelope<A: 'static> {
+    call: Arc<CallBox<dyn CallBody<A>>>,
+}
+
+impl<A: 'static> Envelope<A> {
+    /// The envelope of `call`, numbered `counter` in its handle's order.
+    /// It must be the only envelope of `call` (one per call, made at send).
+    pub(crate) fn new<B: CallBody<A> + 'static>(call: Arc<CallBox<B>>, counter: u64) -> Self {
+        call.counter.store(counter, Ordering::Relaxed);
+        Envelope { call }
+    }
+
+    #[inline]
+    pub(crate) fn handle(&self) -> ActorHandleId {
+        self.call.handle
+    }
+
+    #[inline]
+    pub(crate) fn counter(&self) -> u64 {
+        self.call.counter.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn desc(&self) -> &'static MethodDescriptor {
+        self.call.desc
+    }
+
+    // SAFETY (every method below): `&mut self` on the call's only envelope
+    // is exclusive access to the call's state.
+
+    #[inline]
+    pub(crate) fn is_ready(&mut self) -> bool {
+        unsafe { self.call.body.is_ready() }
+    }
+
+    pub(crate) fn wait_ready(&mut self) -> BoxFuture<'static, ()> {
+        unsafe { self.call.body.wait_ready() }
+    }
+
+    /// Runs the method on `actor` (see [`CallBody::run`]).
+    #[inline]
+    pub(crate) fn run<'a>(&'a mut self, actor: &'a mut A, keep_args: bool) -> Running<'a> {
+        let desc = self.call.desc;
+        unsafe { self.call.body.run(actor, desc, keep_args) }
+    }
+
+    /// Delivers the result (see [`CallBody::finish`]).
+    #[inline]
+    pub(crate) fn finish(&mut self) -> (Option<Error>, Wake) {
+        unsafe { self.call.body.finish() }
+    }
+
+    /// Whether the arguments were kept (the call can run again).
+    pub(crate) fn has_args(&mut self) -> bool {
+        unsafe { self.call.body.has_args() }
+    }
+
+    /// The replay log's entry for this call (see [`CallBody::replay_entry`]).
+    pub(crate) fn replay_entry(&mut self) -> Option<Envelope<A>> {
+        let (handle, counter, desc) = (self.handle(), self.counter(), self.desc());
+        unsafe { self.call.body.replay_entry(handle, counter, desc) }
+    }
+
+    /// Fails the call; returns the error if no caller can see it.
+    pub(crate) fn fail_unseen(&mut self, err: Error) -> Option<Error> {
+        unsafe { self.call.body.fail(err) }
+    }
+
+    /// Fails the call with `err` (reporting it if no caller can see it).
+    pub(crate) fn fail(mut self, err: Error, info: &ActorInfo) {
+        if let Some(unseen) = self.fail_unseen(err) {
+            let desc = self.desc();
             info.report(
                 ErrorKind::TaskFailed,
-                format!(
-                    "{}.{} was not run: {unseen}",
-                    self.desc.class_name, self.desc.name
-                ),
+                format!("{}.{} was not run: {unseen}", desc.class_name, desc.name),
             );
         }
+    }
+}
+
+impl<A: 'static> Drop for Envelope<A> {
+    fn drop(&mut self) {
+        // SAFETY: as above (`&mut self`).
+        unsafe { self.call.body.abandon() }
     }
 }
 

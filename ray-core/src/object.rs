@@ -3,6 +3,10 @@
 //! An object lives in a shared slot; every [`ObjectRef`] to it holds the slot,
 //! so its memory is freed when the last ref (including those held by pending
 //! calls as arguments) is dropped. In-process there is no global object table.
+//!
+//! The slot of an actor method's single result lives inside the call itself
+//! (one allocation per call, freed by whoever lets go last): a ref holds
+//! whatever holds its slot ([`SlotHolder`]), a standalone slot or a call.
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -57,14 +61,35 @@ impl Waiters {
     }
 }
 
-struct Slot<T> {
+/// Where one object's value goes: pending (with its waiters) or ready.
+#[doc(hidden)]
+pub struct Slot<T> {
     /// Drawn on first use: most objects are never asked for their ID.
     id: std::sync::OnceLock<ObjectId>,
     state: Mutex<State<T>>,
 }
 
+impl<T> fmt::Debug for Slot<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &*self.lock() {
+            State::Pending(_) => "pending",
+            State::Ready(Ok(_)) => "ready",
+            State::Ready(Err(_)) => "failed",
+        };
+        write!(f, "Slot({state})")
+    }
+}
+
 impl<T> Slot<T> {
-    fn id(&self) -> ObjectId {
+    /// A pending slot.
+    pub(crate) fn new() -> Self {
+        Slot {
+            id: std::sync::OnceLock::new(),
+            state: Mutex::new(State::Pending(Waiters::default())),
+        }
+    }
+
+    pub(crate) fn id(&self) -> ObjectId {
         *self.id.get_or_init(ObjectId::random)
     }
 
@@ -72,6 +97,76 @@ impl<T> Slot<T> {
         // A panic while holding this lock cannot leave the state inconsistent
         // (every critical section is a single assignment), so poisoning is ignored.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores `value` unless a value is there already; returns the waiters
+    /// to wake (wake them after letting go of whatever else is held).
+    #[must_use]
+    fn store(&self, value: Result<T>) -> Option<Waiters> {
+        let mut state = self.lock();
+        match &mut *state {
+            State::Ready(_) => None,
+            State::Pending(w) => {
+                let w = std::mem::take(w);
+                *state = State::Ready(value.map_err(Box::new));
+                Some(w)
+            }
+        }
+    }
+
+    /// Completes the slot (the first value stays) and wakes its waiters.
+    pub(crate) fn complete(&self, value: Result<T>) {
+        if let Some(w) = self.store(value) {
+            w.wake_all();
+        }
+    }
+
+    /// Completes the slot (the first value stays); its waiters wake when the
+    /// returned [`Wake`] is dropped, so whoever completes can first let go
+    /// of what holds the slot.
+    pub(crate) fn complete_later(&self, value: Result<T>) -> Wake {
+        Wake(self.store(value))
+    }
+
+    /// Fails the slot with [`Error::ObjectLost`] if it is still pending.
+    pub(crate) fn lose(&self) {
+        let id = self.id();
+        self.complete(Err(Error::ObjectLost(id)));
+    }
+}
+
+/// Waiters of a completed object, woken when this is dropped.
+#[doc(hidden)]
+#[must_use = "dropping it wakes the waiters at once"]
+#[derive(Default)]
+pub struct Wake(Option<Waiters>);
+
+impl fmt::Debug for Wake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Wake")
+    }
+}
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            w.wake_all();
+        }
+    }
+}
+
+/// What holds an object's slot: the slot itself, or the call whose result
+/// it is (so that the call and its result slot are one allocation).
+#[doc(hidden)]
+pub trait SlotHolder<T>: Send + Sync {
+    /// The slot.
+    fn slot(&self) -> &Slot<T>;
+}
+
+impl<T: Send> SlotHolder<T> for Slot<T> {
+    #[inline]
+    fn slot(&self) -> &Slot<T> {
+        self
     }
 }
 
@@ -81,25 +176,25 @@ impl<T> Slot<T> {
 /// immutable and each read returns a copy. Pass it as an argument to another call
 /// and it is resolved before that call runs.
 pub struct ObjectRef<T> {
-    slot: Arc<Slot<T>>,
+    holder: Arc<dyn SlotHolder<T>>,
 }
 
 impl<T> Clone for ObjectRef<T> {
     fn clone(&self) -> Self {
         ObjectRef {
-            slot: self.slot.clone(),
+            holder: self.holder.clone(),
         }
     }
 }
 
 impl<T> fmt::Debug for ObjectRef<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &*self.slot.lock() {
+        let state = match &*self.slot().lock() {
             State::Pending(_) => "pending",
             State::Ready(Ok(_)) => "ready",
             State::Ready(Err(_)) => "failed",
         };
-        write!(f, "ObjectRef({}, {state})", self.slot.id())
+        write!(f, "ObjectRef({}, {state})", self.slot().id())
     }
 }
 
@@ -128,13 +223,12 @@ impl<T> fmt::Debug for ObjectSender<T> {
     }
 }
 
-pub(crate) fn channel<T>() -> (ObjectRef<T>, ObjectSender<T>) {
-    let slot = Arc::new(Slot {
-        id: std::sync::OnceLock::new(),
-        state: Mutex::new(State::Pending(Waiters::default())),
-    });
+pub(crate) fn channel<T: Send + 'static>() -> (ObjectRef<T>, ObjectSender<T>) {
+    let slot = Arc::new(Slot::new());
     (
-        ObjectRef { slot: slot.clone() },
+        ObjectRef {
+            holder: slot.clone(),
+        },
         ObjectSender { slot: Some(slot) },
     )
 }
@@ -143,19 +237,11 @@ pub(crate) fn channel<T>() -> (ObjectRef<T>, ObjectSender<T>) {
 /// slot is dropped before waking them, so a reader that drops the last ref as
 /// soon as it wakes frees the value at once.
 fn complete<T>(slot: Arc<Slot<T>>, value: Result<T>) {
-    let wakers = {
-        let mut state = slot.lock();
-        match &mut *state {
-            State::Ready(_) => return,
-            State::Pending(w) => {
-                let w = std::mem::take(w);
-                *state = State::Ready(value.map_err(Box::new));
-                w
-            }
-        }
-    };
+    let wakers = slot.store(value);
     drop(slot);
-    wakers.wake_all();
+    if let Some(w) = wakers {
+        w.wake_all();
+    }
 }
 
 impl<T> ObjectSender<T> {
@@ -178,28 +264,40 @@ impl<T> Drop for ObjectSender<T> {
 
 impl<T> ObjectRef<T> {
     /// A ref whose value is already there.
-    pub(crate) fn ready(value: Result<T>) -> Self {
+    pub(crate) fn ready(value: Result<T>) -> Self
+    where
+        T: Send + 'static,
+    {
+        let slot = Slot::new();
+        slot.complete(value);
         ObjectRef {
-            slot: Arc::new(Slot {
-                id: std::sync::OnceLock::new(),
-                state: Mutex::new(State::Ready(value.map_err(Box::new))),
-            }),
+            holder: Arc::new(slot),
         }
+    }
+
+    /// A ref to the slot `holder` holds.
+    pub(crate) fn held_by(holder: Arc<dyn SlotHolder<T>>) -> Self {
+        ObjectRef { holder }
+    }
+
+    #[inline]
+    fn slot(&self) -> &Slot<T> {
+        self.holder.slot()
     }
 
     /// The object's ID.
     pub fn id(&self) -> ObjectId {
-        self.slot.id()
+        self.slot().id()
     }
 
     /// Whether the value (or its error) is available, without blocking.
     pub fn is_ready(&self) -> bool {
-        matches!(&*self.slot.lock(), State::Ready(_))
+        matches!(&*self.slot().lock(), State::Ready(_))
     }
 
     /// Registers `cx`'s waker unless ready; returns readiness.
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> bool {
-        let mut state = self.slot.lock();
+        let mut state = self.slot().lock();
         match &mut *state {
             State::Ready(_) => true,
             State::Pending(wakers) => {
@@ -228,7 +326,7 @@ impl<T> ObjectRef<T> {
 impl<T: Clone> ObjectRef<T> {
     /// The value (a copy), or the error that produced it, if available now.
     pub fn try_get(&self) -> Option<Result<T>> {
-        match &*self.slot.lock() {
+        match &*self.slot().lock() {
             State::Ready(r) => Some(read(r)),
             State::Pending(_) => None,
         }
@@ -240,7 +338,7 @@ impl<T: Clone> ObjectRef<T> {
     }
 
     fn poll_get(&self, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        let mut state = self.slot.lock();
+        let mut state = self.slot().lock();
         match &mut *state {
             State::Ready(r) => Poll::Ready(read(r)),
             State::Pending(wakers) => {
