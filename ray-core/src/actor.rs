@@ -3,7 +3,7 @@
 //! A handle owns a sender into the actor's mailbox. Submitting a call assigns
 //! the handle's next counter and sends under the handle's lock, so the calls
 //! of one handle reach the mailbox in counter order even when many tasks share
-//! the handle. The actor task admits each call through its [`Frontier`], runs
+//! the handle. The actor task admits each call through its [`Frontier`](crate::executor::Frontier), runs
 //! ready calls one at a time, and stops when the last handle is gone (after
 //! the calls already queued), when killed, or when its runtime shuts down.
 

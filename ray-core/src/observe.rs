@@ -3,7 +3,7 @@
 //!
 //! Everything here is off the hot path or one relaxed atomic per call:
 //!
-//! - Each actor keeps an [`ActorObs`]: its phase, a submitted-calls counter
+//! - Each actor keeps an `ActorObs`: its phase, a submitted-calls counter
 //!   (bumped by callers, on its own cache line) and a completed-calls counter
 //!   (bumped by the actor task, on another), the resources it holds.
 //!   [`actors`] reads them; nothing is collected unless asked.
