@@ -71,12 +71,7 @@ pub struct Slot<T> {
 
 impl<T> fmt::Debug for Slot<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &*self.lock() {
-            State::Pending(_) => "pending",
-            State::Ready(Ok(_)) => "ready",
-            State::Ready(Err(_)) => "failed",
-        };
-        write!(f, "Slot({state})")
+        write!(f, "Slot({})", self.state_name())
     }
 }
 
@@ -99,25 +94,12 @@ impl<T> Slot<T> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stores `value` unless a value is there already; returns the waiters
-    /// to wake (wake them after letting go of whatever else is held).
-    #[must_use]
-    fn store(&self, value: Result<T>) -> Option<Waiters> {
-        let mut state = self.lock();
-        match &mut *state {
-            State::Ready(_) => None,
-            State::Pending(w) => {
-                let w = std::mem::take(w);
-                *state = State::Ready(value.map_err(Box::new));
-                Some(w)
-            }
-        }
-    }
-
-    /// Completes the slot (the first value stays) and wakes its waiters.
-    pub(crate) fn complete(&self, value: Result<T>) {
-        if let Some(w) = self.store(value) {
-            w.wake_all();
+    /// `pending`, `ready` or `failed` (for `Debug`).
+    fn state_name(&self) -> &'static str {
+        match &*self.lock() {
+            State::Pending(_) => "pending",
+            State::Ready(Ok(_)) => "ready",
+            State::Ready(Err(_)) => "failed",
         }
     }
 
@@ -125,7 +107,20 @@ impl<T> Slot<T> {
     /// returned [`Wake`] is dropped, so whoever completes can first let go
     /// of what holds the slot.
     pub(crate) fn complete_later(&self, value: Result<T>) -> Wake {
-        Wake(self.store(value))
+        let mut state = self.lock();
+        match &mut *state {
+            State::Ready(_) => Wake(None),
+            State::Pending(w) => {
+                let w = std::mem::take(w);
+                *state = State::Ready(value.map_err(Box::new));
+                Wake(Some(w))
+            }
+        }
+    }
+
+    /// Completes the slot (the first value stays) and wakes its waiters.
+    pub(crate) fn complete(&self, value: Result<T>) {
+        drop(self.complete_later(value));
     }
 
     /// Fails the slot with [`Error::ObjectLost`] if it is still pending.
@@ -189,12 +184,8 @@ impl<T> Clone for ObjectRef<T> {
 
 impl<T> fmt::Debug for ObjectRef<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &*self.slot().lock() {
-            State::Pending(_) => "pending",
-            State::Ready(Ok(_)) => "ready",
-            State::Ready(Err(_)) => "failed",
-        };
-        write!(f, "ObjectRef({}, {state})", self.slot().id())
+        let slot = self.slot();
+        write!(f, "ObjectRef({}, {})", slot.id(), slot.state_name())
     }
 }
 
@@ -237,11 +228,9 @@ pub(crate) fn channel<T: Send + 'static>() -> (ObjectRef<T>, ObjectSender<T>) {
 /// slot is dropped before waking them, so a reader that drops the last ref as
 /// soon as it wakes frees the value at once.
 fn complete<T>(slot: Arc<Slot<T>>, value: Result<T>) {
-    let wakers = slot.store(value);
+    let wake = slot.complete_later(value);
     drop(slot);
-    if let Some(w) = wakers {
-        w.wake_all();
-    }
+    drop(wake);
 }
 
 impl<T> ObjectSender<T> {
