@@ -409,17 +409,18 @@ impl ResourcePool {
         }
     }
 
-    /// Publishes the length of the line (under the lock). After a request
-    /// joined it, empties the fast lane (see `fast_cpu`) and grants what
-    /// fits; returns the wakers to call once the lock is released.
-    fn line_changed(&self, st: &mut State, joined: bool) -> Vec<Waker> {
+    /// Publishes the length of the line (under the lock, after it changed).
+    fn publish_line(&self, st: &State) {
         self.waiting.store(st.queue.len(), AtomicOrdering::SeqCst);
-        if !joined || self.fast_cpu.load(AtomicOrdering::SeqCst) == 0 {
-            return Vec::new();
-        }
+    }
+
+    /// Moves the fast lane's CPUs into what is free, grants, in arrival
+    /// order, every waiter that fits, and publishes the new line; returns
+    /// the wakers to call once the lock is released.
+    fn grant_line(&self, st: &mut State) -> Vec<Waker> {
         self.drain_fast(st);
         let wakers = st.grant_waiters();
-        self.waiting.store(st.queue.len(), AtomicOrdering::SeqCst);
+        self.publish_line(st);
         wakers
     }
 
@@ -583,7 +584,12 @@ impl ResourcePool {
                         waker: None,
                     },
                 );
-                wakers = self.line_changed(&mut st, true);
+                // Joining the line, then emptying the fast lane: see
+                // `fast_cpu` for why this order strands no CPU.
+                self.publish_line(&st);
+                if self.fast_cpu.load(AtomicOrdering::SeqCst) != 0 {
+                    wakers = self.grant_line(&mut st);
+                }
                 AcquireState::Queued(ticket)
             }
         };
@@ -613,10 +619,7 @@ impl ResourcePool {
             if st.queue.is_empty() {
                 return;
             }
-            self.drain_fast(&mut st);
-            let wakers = st.grant_waiters();
-            let _ = self.line_changed(&mut st, false);
-            wakers
+            self.grant_line(&mut st)
         };
         for waker in wakers {
             waker.wake();
@@ -699,17 +702,14 @@ impl Drop for Acquire {
                 let wakers = {
                     let mut st = self.pool.lock();
                     if st.queue.remove(&ticket).is_some() {
-                        let _ = self.pool.line_changed(&mut st, false);
+                        self.pool.publish_line(&st);
                         return;
                     }
                     let Some(grant) = st.granted.remove(&ticket) else {
                         return;
                     };
                     st.avail.give_back(&self.req, &grant);
-                    self.pool.drain_fast(&mut st);
-                    let wakers = st.grant_waiters();
-                    let _ = self.pool.line_changed(&mut st, false);
-                    wakers
+                    self.pool.grant_line(&mut st)
                 };
                 for waker in wakers {
                     waker.wake();
