@@ -349,13 +349,23 @@ pub(crate) struct ActorCore<A: 'static> {
     pub(crate) more_queued: bool,
 }
 
+impl<A: 'static> ActorCore<A> {
+    /// Returns the CPU kept from the last method run to the pool, if any;
+    /// says whether there was one.
+    fn return_kept_cpu(&mut self) -> bool {
+        if !std::mem::take(&mut self.cpu_kept) {
+            return false;
+        }
+        if let Some(pool) = &self.cpu_per_call {
+            pool.give_one_cpu();
+        }
+        true
+    }
+}
+
 impl<A: 'static> Drop for ActorCore<A> {
     fn drop(&mut self) {
-        if self.cpu_kept {
-            if let Some(pool) = &self.cpu_per_call {
-                pool.give_one_cpu();
-            }
-        }
+        self.return_kept_cpu();
     }
 }
 
@@ -542,10 +552,7 @@ impl<A: ActorClass> ActorCore<A> {
     /// async method, a rebuild), so that no CPU is held while idle.
     #[inline]
     pub(crate) fn give_back_kept_cpu(&mut self, info: &ActorInfo) {
-        if std::mem::take(&mut self.cpu_kept) {
-            if let Some(pool) = &self.cpu_per_call {
-                pool.give_one_cpu();
-            }
+        if self.return_kept_cpu() {
             info.obs.set_cpu_held(false);
         }
     }

@@ -621,8 +621,6 @@ async fn place<A>(
 
 /// The actor task: wait for placement, build, run calls until every handle
 /// is gone, a stop is requested or the actor dies, then fail whatever is left.
-/// The actor task: build, run calls until every handle is gone, a stop is
-/// requested or a method panics, then fail whatever is left.
 ///
 /// Its future is boxed into the task, so its size is memory per actor: the
 /// rare phases (waiting for placement, rebuilding) are boxed futures of their
@@ -737,24 +735,21 @@ async fn run_calls<A: ActorClass>(
 ) {
     let mut queued = std::mem::take(early).into_iter();
     loop {
-        let msg = match queued.next() {
-            Some(env) => Msg::Call(env),
+        let next = match queued.next() {
+            Some(env) => Some(Msg::Call(env)),
             // A CPU kept between calls goes back before the task idles.
             None if core.keeps_cpu() => match rx.try_recv() {
-                Ok(msg) => msg,
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Ok(msg) => Some(msg),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     core.give_back_kept_cpu(info);
-                    match rx.recv().await {
-                        Some(msg) => msg,
-                        None => break,
-                    }
+                    rx.recv().await
                 }
             },
-            None => match rx.recv().await {
-                Some(msg) => msg,
-                None => break,
-            },
+            None => rx.recv().await,
+        };
+        let Some(msg) = next else {
+            break;
         };
         core.more_queued = queued.len() != 0 || !rx.is_empty();
         let stop = info.stop_requested();
