@@ -284,7 +284,8 @@ struct CallScope {
 }
 
 impl CallScope {
-    #[inline]
+    // Forced: left to the compiler it stayed a call of its own.
+    #[inline(always)]
     fn begin(
         info: &ActorInfo,
         cpu: bool,
@@ -559,6 +560,10 @@ impl<A: ActorClass> ActorCore<A> {
 
     /// After a call ran (or was interrupted with `Err(cause)`): counters,
     /// timeline, checkpoint policy, result delivery, replay log.
+    ///
+    /// Inlined: as a call of its own it moved the scope, the outcome and the
+    /// envelope through memory, ~140 instructions per call (W1, callgrind).
+    #[inline]
     fn finish_call(
         &mut self,
         info: &ActorInfo,
@@ -676,6 +681,11 @@ impl<A: ActorClass> ActorCore<A> {
         counter: u64,
         outcome: &'static str,
     ) {
+        // `t0` is set only while the timeline records: nothing else to do
+        // (not even copying the IDs) without it.
+        if t0.is_none() {
+            return;
+        }
         let name = EventName::Method(desc.class_name, desc.name);
         info.obs.event_since(info.id, t0, name, "method", || {
             vec![

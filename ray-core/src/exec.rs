@@ -258,33 +258,27 @@ fn task_error(desc: &MethodDescriptor, message: String) -> Error {
     }
 }
 
+/// The result a method run produced (the error boxed, as calls keep it) and
+/// what the run did.
+#[inline]
 fn settle<P>(
     desc: &MethodDescriptor,
     r: std::result::Result<std::result::Result<P, String>, String>,
-) -> (Result<P>, Outcome) {
-    match r {
-        Ok(Ok(v)) => (
-            Ok(v),
-            Outcome {
-                ran: true,
-                panic: None,
-            },
-        ),
-        Ok(Err(m)) => (
-            Err(task_error(desc, m)),
-            Outcome {
-                ran: true,
-                panic: None,
-            },
-        ),
-        Err(p) => (
-            Err(task_error(desc, format!("panicked: {p}"))),
-            Outcome {
-                ran: true,
-                panic: Some(p),
-            },
-        ),
-    }
+) -> (std::result::Result<P, Box<Error>>, Outcome) {
+    let (result, panic) = match r {
+        Ok(Ok(v)) => {
+            return (
+                Ok(v),
+                Outcome {
+                    ran: true,
+                    panic: None,
+                },
+            )
+        }
+        Ok(Err(m)) => (task_error(desc, m), None),
+        Err(p) => (task_error(desc, format!("panicked: {p}")), Some(p)),
+    };
+    (Err(Box::new(result)), Outcome { ran: true, panic })
 }
 
 impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A, Args, R> {
@@ -341,14 +335,14 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(actor, values)))
                     .map_err(|p| panic_message(&*p));
                 let (result, outcome) = settle(desc, r);
-                st.result = Some(result.map_err(Box::new));
+                st.result = Some(result);
                 Running::Done(outcome)
             }
             Invoke::Async(f) => Running::Pending(Box::pin(async move {
                 let r = catch_unwind(f(actor, values)).await;
                 let (result, outcome) = settle(desc, r);
                 // SAFETY: the caller's promise covers the future's life.
-                unsafe { self.state() }.result = Some(result.map_err(Box::new));
+                unsafe { self.state() }.result = Some(result);
                 outcome
             })),
         }
