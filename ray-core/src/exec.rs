@@ -260,7 +260,7 @@ fn task_error(desc: &MethodDescriptor, message: String) -> Error {
 
 /// The result a method run produced (the error boxed, as calls keep it) and
 /// what the run did.
-#[inline]
+#[inline(always)]
 fn settle<P>(
     desc: &MethodDescriptor,
     r: std::result::Result<std::result::Result<P, String>, String>,
