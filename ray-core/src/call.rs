@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::error::{Error, Result};
-use crate::object::{self, ObjectRef, ObjectSender, Slot, Wake};
+use crate::object::{self, ObjectRef, ObjectSender, Slot, Stored, Wake};
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -185,7 +185,7 @@ pub trait Returns: 'static {
     fn deliver_call(
         inline: &Self::Inline,
         sink: Option<Self::Sink>,
-        result: Result<Self::Payload>,
+        result: Stored<Self::Payload>,
     ) -> (Option<Error>, Wake);
     /// A method call was dropped unrun: its results fail with
     /// [`Error::ObjectLost`].
@@ -219,7 +219,7 @@ impl<T: Send + Clone + 'static> Returns for One<T> {
     fn deliver_call(
         inline: &Slot<T>,
         _: Option<ObjectSender<T>>,
-        result: Result<T>,
+        result: Stored<T>,
     ) -> (Option<Error>, Wake) {
         (None, inline.complete_later(result))
     }
@@ -247,8 +247,8 @@ impl Returns for Zero {
         (Some(()), None, ())
     }
     fn unread_inline() {}
-    fn deliver_call(_: &(), _: Option<()>, result: Result<()>) -> (Option<Error>, Wake) {
-        (result.err(), Wake::default())
+    fn deliver_call(_: &(), _: Option<()>, result: Stored<()>) -> (Option<Error>, Wake) {
+        (result.err().map(|e| *e), Wake::default())
     }
     fn lose_call(_: &(), _: Option<()>) {}
 }
@@ -281,8 +281,8 @@ macro_rules! many {
                 (Some(refs), Some(sink), ())
             }
             fn unread_inline() {}
-            fn deliver_call(_: &(), sink: Option<Self::Sink>, result: Result<Self::Payload>) -> (Option<Error>, Wake) {
-                (sink.and_then(|sink| Self::deliver(sink, result)), Wake::default())
+            fn deliver_call(_: &(), sink: Option<Self::Sink>, result: Stored<Self::Payload>) -> (Option<Error>, Wake) {
+                (sink.and_then(|sink| Self::deliver(sink, result.map_err(|e| *e))), Wake::default())
             }
             fn lose_call(_: &(), sink: Option<Self::Sink>) {
                 // Each sender fails its object as it drops.

@@ -12,9 +12,9 @@ use crate::actor::{ActorClass, ActorInfo};
 use crate::block::{catch_unwind, panic_message};
 use crate::call::{ArgTuple, BoxFuture, Many, MethodDescriptor, One, Returns, Zero};
 pub(crate) use crate::core::ActorCore;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::ids::ActorHandleId;
-use crate::object::{ObjectRef, Slot, SlotHolder, Wake};
+use crate::object::{ObjectRef, Slot, SlotHolder, Stored, Wake};
 use crate::observe::EventName;
 use crate::runtime::ErrorKind;
 
@@ -141,7 +141,7 @@ struct CallState<A, Args: ArgTuple, R: Returns> {
     sink: Option<R::Sink>,
     invoke: Invoke<A, Args::Values, R::Payload>,
     /// Kept between `run` and `finish`; the error boxed to keep calls small.
-    result: Option<std::result::Result<R::Payload, Box<Error>>>,
+    result: Option<Stored<R::Payload>>,
     /// The results went out (delivered or failed): later finishes (replay)
     /// deliver nothing.
     done: bool,
@@ -186,7 +186,7 @@ impl<A, Args: ArgTuple, R: Returns> MethodCall<A, Args, R> {
     fn deliver(
         &self,
         st: &mut CallState<A, Args, R>,
-        result: Result<R::Payload>,
+        result: Stored<R::Payload>,
     ) -> (Option<Error>, Wake) {
         if std::mem::replace(&mut st.done, true) {
             return (None, Wake::default());
@@ -264,7 +264,7 @@ fn task_error(desc: &MethodDescriptor, message: String) -> Error {
 fn settle<P>(
     desc: &MethodDescriptor,
     r: std::result::Result<std::result::Result<P, String>, String>,
-) -> (std::result::Result<P, Box<Error>>, Outcome) {
+) -> (Stored<P>, Outcome) {
     let (result, panic) = match r {
         Ok(Ok(v)) => {
             return (
@@ -351,12 +351,11 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
     unsafe fn finish(&self) -> (Option<Error>, Wake) {
         // SAFETY: the caller's promise.
         let st = unsafe { self.state() };
-        let result = match st.result.take() {
-            Some(r) => r.map_err(|e| *e),
-            None => Err(Error::invalid(
+        let result = st.result.take().unwrap_or_else(|| {
+            Err(Box::new(Error::invalid(
                 "internal: a call finished without running (please report)",
-            )),
-        };
+            )))
+        });
         self.deliver(st, result)
     }
 
@@ -391,7 +390,7 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
     unsafe fn fail(&self, err: Error) -> Option<Error> {
         // SAFETY: the caller's promise.
         let st = unsafe { self.state() };
-        self.deliver(st, Err(err)).0
+        self.deliver(st, Err(Box::new(err))).0
     }
 
     unsafe fn abandon(&self) {

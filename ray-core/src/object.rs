@@ -18,11 +18,15 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::ids::ObjectId;
 
+/// A result as objects keep it: the error is boxed so a slot stays small
+/// (an `Error` is ~80 bytes, and a pipelined caller holds a slot per call in
+/// flight).
+#[doc(hidden)]
+pub type Stored<T> = std::result::Result<T, Box<Error>>;
+
 enum State<T> {
     Pending(Waiters),
-    /// The error is boxed so a slot stays small (an `Error` is ~80 bytes,
-    /// and a pipelined caller holds a slot per call in flight).
-    Ready(std::result::Result<T, Box<Error>>),
+    Ready(Stored<T>),
 }
 
 /// Who waits for an object: usually one task, kept inline (no allocation).
@@ -106,21 +110,22 @@ impl<T> Slot<T> {
     /// Completes the slot (the first value stays); its waiters wake when the
     /// returned [`Wake`] is dropped, so whoever completes can first let go
     /// of what holds the slot.
-    pub(crate) fn complete_later(&self, value: Result<T>) -> Wake {
+    pub(crate) fn complete_later(&self, value: Stored<T>) -> Wake {
         let mut state = self.lock();
-        match &mut *state {
-            State::Ready(_) => Wake(None),
-            State::Pending(w) => {
-                let w = std::mem::take(w);
-                *state = State::Ready(value.map_err(Box::new));
-                Wake(Some(w))
-            }
+        if let State::Ready(_) = &*state {
+            return Wake(None);
+        }
+        // Swapped out whole: taking the waiters and then overwriting the
+        // state ran the waiters' drop glue for nothing.
+        match std::mem::replace(&mut *state, State::Ready(value)) {
+            State::Pending(w) => Wake(Some(w)),
+            State::Ready(_) => unreachable!("checked above"),
         }
     }
 
     /// Completes the slot (the first value stays) and wakes its waiters.
     pub(crate) fn complete(&self, value: Result<T>) {
-        drop(self.complete_later(value));
+        drop(self.complete_later(value.map_err(Box::new)));
     }
 
     /// Fails the slot with [`Error::ObjectLost`] if it is still pending.
@@ -191,7 +196,7 @@ impl<T> fmt::Debug for ObjectRef<T> {
 
 /// A copy of a stored result.
 #[inline]
-fn read<T: Clone>(r: &std::result::Result<T, Box<Error>>) -> Result<T> {
+fn read<T: Clone>(r: &Stored<T>) -> Result<T> {
     match r {
         Ok(v) => Ok(v.clone()),
         Err(e) => Err((**e).clone()),
@@ -228,7 +233,7 @@ pub(crate) fn channel<T: Send + 'static>() -> (ObjectRef<T>, ObjectSender<T>) {
 /// slot is dropped before waking them, so a reader that drops the last ref as
 /// soon as it wakes frees the value at once.
 fn complete<T>(slot: Arc<Slot<T>>, value: Result<T>) {
-    let wake = slot.complete_later(value);
+    let wake = slot.complete_later(value.map_err(Box::new));
     drop(slot);
     drop(wake);
 }
