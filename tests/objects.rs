@@ -43,6 +43,31 @@ impl Adder {
     pub fn echo(&self, t: Tracked) -> Tracked {
         t
     }
+
+    pub fn echo_counted(&self, c: Counted) -> Counted {
+        c
+    }
+
+    pub fn fail_counted(&self) -> Result<Counted, String> {
+        Err("no value".into())
+    }
+}
+
+/// A payload that counts how often it is copied.
+#[derive(Debug)]
+pub struct Counted(Arc<AtomicI64>, Vec<u8>);
+
+impl Counted {
+    fn new(clones: &Arc<AtomicI64>, v: u8) -> Self {
+        Counted(clones.clone(), vec![v; 3])
+    }
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Counted(self.0.clone(), self.1.clone())
+    }
 }
 
 /// A payload that counts live copies, to prove objects are freed.
@@ -184,4 +209,91 @@ async fn objects_are_freed_when_the_last_ref_drops() {
     out.get().await.unwrap();
     drop(out);
     assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_ref_moves_its_value_out_and_shared_refs_copy() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let clones = Arc::new(AtomicI64::new(0));
+    let copies = || clones.load(Ordering::SeqCst);
+    let a = Adder::remote().unwrap();
+    for i in 0..50u8 {
+        let r = a.echo_counted(Counted::new(&clones, i));
+        // Once a later call has answered, the actor has let go of `r`'s
+        // call, so `r` is the value's only holder.
+        a.calls().await.unwrap();
+        let v = r.await.unwrap();
+        assert_eq!(v.1, vec![i; 3]);
+    }
+    assert_eq!(copies(), 0, "the only ref to a result moves it out");
+
+    // Two refs: the first read copies, the last one moves.
+    let r = a.echo_counted(Counted::new(&clones, 7));
+    let r2 = r.clone();
+    a.calls().await.unwrap();
+    assert_eq!(r.get().await.unwrap().1, vec![7; 3]);
+    assert_eq!(copies(), 1);
+    assert_eq!(r.await.unwrap().1, vec![7; 3]);
+    assert_eq!(copies(), 2, "r2 is still alive, so r's read copied");
+    assert_eq!(r2.await.unwrap().1, vec![7; 3]);
+    assert_eq!(copies(), 2, "the last ref moved");
+
+    // `put` objects too, and errors reach the last ref unchanged.
+    assert_eq!(
+        ray::put(Counted::new(&clones, 9)).await.unwrap().1,
+        vec![9; 3]
+    );
+    assert_eq!(copies(), 2);
+    let failed = a.fail_counted();
+    a.calls().await.unwrap();
+    let err = failed.await.unwrap_err();
+    assert!(err.to_string().contains("no value"), "{err}");
+
+    // Still pending when first polled: the reader waits, then gets the value.
+    let pending = a.slow(50, 1);
+    let r = a.echo_counted(Counted::new(&clones, 3));
+    assert_eq!(r.await.unwrap().1, vec![3; 3]);
+    pending.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owned_and_shared_reads_race_without_losing_values() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let clones = Arc::new(AtomicI64::new(0));
+    let a = Adder::remote().unwrap();
+    // A fixed-seed LCG picks how many readers share each result and how
+    // long each waits before reading, so reads land before, during and
+    // after the actor lets go of the call.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    for round in 0..300u32 {
+        let v = (round % 251) as u8;
+        let r = a.echo_counted(Counted::new(&clones, v));
+        let mut readers = Vec::new();
+        for _ in 0..next(4) {
+            let (r, delay, owned) = (r.clone(), next(3), next(2) == 0);
+            readers.push(tokio::spawn(async move {
+                for _ in 0..delay {
+                    tokio::task::yield_now().await;
+                }
+                if owned {
+                    r.await.unwrap().1
+                } else {
+                    r.get().await.unwrap().1
+                }
+            }));
+        }
+        if next(2) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(r.await.unwrap().1, vec![v; 3]);
+        for t in readers {
+            assert_eq!(t.await.unwrap(), vec![v; 3]);
+        }
+    }
 }

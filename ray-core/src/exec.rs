@@ -248,6 +248,11 @@ impl<A: 'static, Args: ArgTuple, T: Send + Clone + 'static> SlotHolder<T>
     fn slot(&self) -> &Slot<T> {
         &self.body.inline
     }
+
+    #[inline]
+    fn slot_mut(&mut self) -> &mut Slot<T> {
+        &mut self.body.inline
+    }
 }
 
 fn task_error(desc: &MethodDescriptor, message: String) -> Error {

@@ -128,6 +128,20 @@ impl<T> Slot<T> {
         drop(self.complete_later(value.map_err(Box::new)));
     }
 
+    /// Moves the result out of a ready slot (leaving it pending): for the
+    /// last holder, which nobody else can read after.
+    #[inline]
+    fn take_ready(&mut self) -> Option<Stored<T>> {
+        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        match state {
+            State::Pending(_) => None,
+            State::Ready(_) => match std::mem::replace(state, State::Pending(Waiters::default())) {
+                State::Ready(r) => Some(r),
+                State::Pending(_) => unreachable!("checked above"),
+            },
+        }
+    }
+
     /// Fails the slot with [`Error::ObjectLost`] if it is still pending.
     pub(crate) fn lose(&self) {
         let id = self.id();
@@ -161,6 +175,8 @@ impl Drop for Wake {
 pub trait SlotHolder<T>: Send + Sync {
     /// The slot.
     fn slot(&self) -> &Slot<T>;
+    /// The slot, to a holder nobody else holds.
+    fn slot_mut(&mut self) -> &mut Slot<T>;
 }
 
 impl<T: Send> SlotHolder<T> for Slot<T> {
@@ -168,13 +184,19 @@ impl<T: Send> SlotHolder<T> for Slot<T> {
     fn slot(&self) -> &Slot<T> {
         self
     }
+
+    #[inline]
+    fn slot_mut(&mut self) -> &mut Slot<T> {
+        self
+    }
 }
 
 /// A typed reference to a value that is, or will be, produced by a call or by [`put`].
 ///
 /// Await it (`r.await` or `r.get().await`) as many times as you like: values are
-/// immutable and each read returns a copy. Pass it as an argument to another call
-/// and it is resolved before that call runs.
+/// immutable and each read returns a copy, except that `r.await` on the last ref
+/// to a value moves the value out (nobody can read it after). Pass it as an
+/// argument to another call and it is resolved before that call runs.
 pub struct ObjectRef<T> {
     holder: Arc<dyn SlotHolder<T>>,
 }
@@ -374,7 +396,22 @@ pub struct GetOwned<T> {
 impl<T: Clone> Future for GetOwned<T> {
     type Output = Result<T>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        self.r.poll_get(cx)
+        let r = &mut self.get_mut().r;
+        // The last ref to a ready object (the usual `handle.method(x).await`:
+        // the actor let go of the call before waking its caller) moves the
+        // value out instead of copying it. Only for types with drop glue
+        // (`Vec`, `String`, ...: a copy allocates), a constant per type; plain
+        // data copies for less than the check costs. The count is only a
+        // hint, so that a shared ref pays no extra atomic operation; `get_mut`
+        // is the check that counts (and makes the producer's writes visible).
+        if std::mem::needs_drop::<T>() && Arc::strong_count(&r.holder) == 1 {
+            if let Some(holder) = Arc::get_mut(&mut r.holder) {
+                if let Some(v) = holder.slot_mut().take_ready() {
+                    return Poll::Ready(v.map_err(|e| *e));
+                }
+            }
+        }
+        r.poll_get(cx)
     }
 }
 
