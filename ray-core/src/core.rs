@@ -494,7 +494,7 @@ impl<A: ActorClass> ActorCore<A> {
                 }
             }
         };
-        self.finish_call(info, env, outcome, keep_args, scope)
+        self.finish_call(info, env, outcome, keep_args, &scope)
     }
 
     /// The fast path of [`execute`](Self::execute), with no future at all: a
@@ -539,7 +539,7 @@ impl<A: ActorClass> ActorCore<A> {
                 info.obs.set_cpu_held(false);
             }
         }
-        Ok(self.finish_call(info, env, Ok(outcome), keep_args, scope))
+        Ok(self.finish_call(info, env, Ok(outcome), keep_args, &scope))
     }
 
     /// Whether the CPU of the last method run is kept for the next one.
@@ -570,7 +570,7 @@ impl<A: ActorClass> ActorCore<A> {
         env: Envelope<A>,
         outcome: Result<Outcome, String>,
         keep_args: bool,
-        scope: CallScope,
+        scope: &CallScope,
     ) -> Result<(), Death<A>> {
         let mut env = env;
         let (handle, counter, desc) = (env.handle(), env.counter(), env.desc());
