@@ -199,6 +199,17 @@ impl Envs {
         })
     }
 
+    /// Runs `f` as a task on the main runtime (where the ray runtime of the
+    /// tokio-based columns lives) and returns its output.
+    pub fn spawn_on_main<F>(&self, f: F) -> F::Output
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.rt
+            .block_on(async { tokio::spawn(f).await.expect("a measurement panicked") })
+    }
+
     /// Runs workload `w` once on column `c`.
     pub fn run(&self, c: Col, w: Workload, s: Sizes) -> Duration {
         match c {

@@ -14,6 +14,7 @@
 
 mod common;
 mod envs;
+mod large;
 #[cfg(feature = "peers")]
 mod peers;
 mod probe;
@@ -178,6 +179,10 @@ fn main() {
         }
     }
     let checkpoint_calls = ray_cols::should_checkpoint_calls();
+    let large = args.cols.is_none().then(|| {
+        eprintln!("large results ...");
+        large::measure(&envs, args.rounds, args.tiny)
+    });
     drop(envs);
 
     let memory = if args.memory {
@@ -196,6 +201,10 @@ fn main() {
         .collect();
     report::print_table(&cols, &args.workloads, &sizes, &medians, memory.as_ref());
     report::print_notes(checkpoint_calls, &sizes, memory.is_some());
+    if let Some(line) = large {
+        println!();
+        println!("{line}");
+    }
     if args.cols.is_none() {
         store::print(if args.tiny { 20 } else { 2000 });
     }
