@@ -47,6 +47,13 @@ fn the_tiny_run_prints_one_full_table() {
             assert!(line.contains("x |"), "no ratio in {line}");
         }
     }
+    let large = stdout
+        .lines()
+        .find(|l| l.starts_with("large results"))
+        .unwrap_or_else(|| panic!("no large-results line in:\n{stdout}"));
+    for part in ["64 KiB: tokio", "1 MiB: tokio", ", ray "] {
+        assert!(large.contains(part), "no `{part}` in {large}");
+    }
 }
 
 #[test]
