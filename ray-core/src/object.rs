@@ -391,12 +391,21 @@ impl<T: Clone> Future for Get<'_, T> {
 #[must_use = "futures do nothing unless awaited"]
 pub struct GetOwned<T> {
     r: ObjectRef<T>,
+    /// The value was moved out to this future's caller (see `poll`).
+    moved: bool,
 }
 
 impl<T: Clone> Future for GetOwned<T> {
     type Output = Result<T>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        let r = &mut self.get_mut().r;
+        let this = self.get_mut();
+        // The slot is empty once its value moved out: waiting on it would
+        // never end, so a poll after completion fails loudly instead.
+        assert!(
+            !this.moved,
+            "an ObjectRef's future was polled again after it returned its value"
+        );
+        let r = &mut this.r;
         // The last ref to a ready object (the usual `handle.method(x).await`:
         // the actor let go of the call before waking its caller) moves the
         // value out instead of copying it. Only for types with drop glue
@@ -407,6 +416,7 @@ impl<T: Clone> Future for GetOwned<T> {
         if std::mem::needs_drop::<T>() && Arc::strong_count(&r.holder) == 1 {
             if let Some(holder) = Arc::get_mut(&mut r.holder) {
                 if let Some(v) = holder.slot_mut().take_ready() {
+                    this.moved = true;
                     return Poll::Ready(v.map_err(|e| *e));
                 }
             }
@@ -419,7 +429,10 @@ impl<T: Clone> IntoFuture for ObjectRef<T> {
     type Output = Result<T>;
     type IntoFuture = GetOwned<T>;
     fn into_future(self) -> GetOwned<T> {
-        GetOwned { r: self }
+        GetOwned {
+            r: self,
+            moved: false,
+        }
     }
 }
 
@@ -507,6 +520,15 @@ mod tests {
         assert_eq!(r.try_get(), Some(Ok(3)));
         assert_eq!(r.get_blocking(), Ok(3));
         assert_eq!(r.clone().get_blocking(), Ok(3));
+    }
+
+    #[test]
+    #[should_panic(expected = "polled again after it returned its value")]
+    fn an_owned_get_polled_after_moving_its_value_out_panics() {
+        let mut f = std::pin::pin!(put(vec![1u8]).into_future());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(f.as_mut().poll(&mut cx), Poll::Ready(Ok(v)) if v == [1]));
+        let _ = f.as_mut().poll(&mut cx);
     }
 
     #[test]
