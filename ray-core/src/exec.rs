@@ -378,17 +378,9 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
         // SAFETY: the caller's promise.
         let st = unsafe { self.state() };
         let args = st.args.take()?;
-        let invoke = st.invoke;
-        let entry = MethodCall::<A, Args, R> {
-            inline: R::unread_inline(),
-            state: UnsafeCell::new(CallState {
-                args: Some(args),
-                sink: None,
-                invoke,
-                result: None,
-                done: true,
-            }),
-        };
+        let mut entry = MethodCall::<A, Args, R>::new(R::unread_inline(), args, None, st.invoke);
+        // Its results went out with the original call.
+        entry.state.get_mut().done = true;
         Some(Envelope::new(CallBox::new(handle, desc, entry), counter))
     }
 
@@ -677,11 +669,7 @@ pub(crate) async fn actor_main<A: ActorClass>(
             core.cpu_per_call = per_call;
             run_calls(&info, &mut core, &mut rx, &mut early).await;
             leftovers.append(&mut early);
-            // Usually nothing is buffered; collecting from every lane costs
-            // ~180 instructions per actor even then.
-            if core.frontier.buffered() != 0 {
-                leftovers.extend(core.frontier.drain());
-            }
+            leftovers.extend(core.frontier.drain());
             drop(core);
         }
         Err(message) => {
