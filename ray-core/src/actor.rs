@@ -396,7 +396,7 @@ impl<A: ActorClass> RawHandle<A> {
         &self,
         desc: &'static MethodDescriptor,
         args: Args,
-        invoke: Invoke<A, Args::Values, R::Payload>,
+        invoke: &'static Invoke<A, Args::Values, R::Payload>,
     ) -> R::Refs {
         // One allocation: the call, with its result slot inline.
         let (made, sink, inline) = R::call_channel();

@@ -171,11 +171,16 @@ pub trait Returns: 'static {
     /// own allocation: `One`'s result slot; nothing for the others.
     #[doc(hidden)]
     type Inline: Send + Sync + 'static;
+    /// Where an actor method call's results kept outside the call go: the
+    /// senders of `Many`'s refs; nothing for the others (a `One` call's
+    /// result goes to its inline slot).
+    #[doc(hidden)]
+    type CallSink: Send + 'static;
     /// The results of an actor method call: refs made now (else made from
     /// the call, [`CallRefs`](crate::exec::CallRefs)), a sink for results
     /// kept outside the call, and the inline part.
     #[doc(hidden)]
-    fn call_channel() -> (Option<Self::Refs>, Option<Self::Sink>, Self::Inline);
+    fn call_channel() -> (Option<Self::Refs>, Option<Self::CallSink>, Self::Inline);
     /// An inline part nobody reads (a replay entry's).
     #[doc(hidden)]
     fn unread_inline() -> Self::Inline;
@@ -184,13 +189,13 @@ pub trait Returns: 'static {
     #[doc(hidden)]
     fn deliver_call(
         inline: &Self::Inline,
-        sink: Option<Self::Sink>,
+        sink: Option<Self::CallSink>,
         result: Stored<Self::Payload>,
     ) -> (Option<Error>, Wake);
     /// A method call was dropped unrun: its results fail with
     /// [`Error::ObjectLost`].
     #[doc(hidden)]
-    fn lose_call(inline: &Self::Inline, sink: Option<Self::Sink>);
+    fn lose_call(inline: &Self::Inline, sink: Option<Self::CallSink>);
 }
 
 /// `num_returns = 1`: one [`ObjectRef`].
@@ -209,7 +214,8 @@ impl<T: Send + Clone + 'static> Returns for One<T> {
         None
     }
     type Inline = Slot<T>;
-    fn call_channel() -> (Option<ObjectRef<T>>, Option<ObjectSender<T>>, Slot<T>) {
+    type CallSink = ();
+    fn call_channel() -> (Option<ObjectRef<T>>, Option<()>, Slot<T>) {
         (None, None, Slot::new())
     }
     fn unread_inline() -> Slot<T> {
@@ -218,12 +224,12 @@ impl<T: Send + Clone + 'static> Returns for One<T> {
     #[inline]
     fn deliver_call(
         inline: &Slot<T>,
-        _: Option<ObjectSender<T>>,
+        _: Option<()>,
         result: Stored<T>,
     ) -> (Option<Error>, Wake) {
         (None, inline.complete_later(result))
     }
-    fn lose_call(inline: &Slot<T>, _: Option<ObjectSender<T>>) {
+    fn lose_call(inline: &Slot<T>, _: Option<()>) {
         inline.lose();
     }
 }
@@ -243,6 +249,7 @@ impl Returns for Zero {
         result.err()
     }
     type Inline = ();
+    type CallSink = ();
     fn call_channel() -> (Option<()>, Option<()>, ()) {
         (Some(()), None, ())
     }
@@ -276,6 +283,7 @@ macro_rules! many {
                 None
             }
             type Inline = ();
+            type CallSink = Self::Sink;
             fn call_channel() -> (Option<Self::Refs>, Option<Self::Sink>, ()) {
                 let (refs, sink) = Self::channel();
                 (Some(refs), Some(sink), ())

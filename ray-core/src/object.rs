@@ -11,6 +11,7 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -30,37 +31,41 @@ enum State<T> {
 }
 
 /// Who waits for an object: usually one task, kept inline (no allocation).
+/// Further waiters are rare and boxed, so this is two words (the enum's tag
+/// sits in the waker's vtable pointer) and the slot stays small.
 #[derive(Default)]
-struct Waiters {
-    first: Option<Waker>,
-    /// Further waiters, rare: boxed so the slot stays small (one pointer
-    /// instead of a `Vec`'s three).
+enum Waiters {
+    #[default]
+    None,
+    One(Waker),
     #[allow(clippy::box_collection)]
-    rest: Option<Box<Vec<Waker>>>,
+    Many(Box<Vec<Waker>>),
 }
 
 impl Waiters {
     fn register(&mut self, w: &Waker) {
-        match &self.first {
-            None => self.first = Some(w.clone()),
-            Some(f) if f.will_wake(w) => {}
-            Some(_) => {
-                let rest = self.rest.get_or_insert_with(Box::default);
-                if !rest.iter().any(|r| r.will_wake(w)) {
-                    rest.push(w.clone());
+        match self {
+            Waiters::None => *self = Waiters::One(w.clone()),
+            Waiters::One(f) if f.will_wake(w) => {}
+            Waiters::One(_) => {
+                let Waiters::One(f) = std::mem::take(self) else {
+                    unreachable!("matched above")
+                };
+                *self = Waiters::Many(Box::new(vec![f, w.clone()]));
+            }
+            Waiters::Many(all) => {
+                if !all.iter().any(|r| r.will_wake(w)) {
+                    all.push(w.clone());
                 }
             }
         }
     }
 
     fn wake_all(self) {
-        if let Some(f) = self.first {
-            f.wake();
-        }
-        if let Some(rest) = self.rest {
-            for w in *rest {
-                w.wake();
-            }
+        match self {
+            Waiters::None => {}
+            Waiters::One(f) => f.wake(),
+            Waiters::Many(all) => all.into_iter().for_each(Waker::wake),
         }
     }
 }
@@ -68,8 +73,9 @@ impl Waiters {
 /// Where one object's value goes: pending (with its waiters) or ready.
 #[doc(hidden)]
 pub struct Slot<T> {
-    /// Drawn on first use: most objects are never asked for their ID.
-    id: std::sync::OnceLock<ObjectId>,
+    /// Drawn on first use (most objects are never asked for their ID) and
+    /// boxed: one word in every slot instead of three.
+    id: AtomicPtr<ObjectId>,
     state: Mutex<State<T>>,
 }
 
@@ -83,13 +89,33 @@ impl<T> Slot<T> {
     /// A pending slot.
     pub(crate) fn new() -> Self {
         Slot {
-            id: std::sync::OnceLock::new(),
+            id: AtomicPtr::new(std::ptr::null_mut()),
             state: Mutex::new(State::Pending(Waiters::default())),
         }
     }
 
     pub(crate) fn id(&self) -> ObjectId {
-        *self.id.get_or_init(ObjectId::random)
+        let p = self.id.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: set once below, freed only on drop.
+            return unsafe { *p };
+        }
+        let mine = Box::into_raw(Box::new(ObjectId::random()));
+        match self
+            .id
+            .compare_exchange(std::ptr::null_mut(), mine, Ordering::AcqRel, Ordering::Acquire)
+        {
+            // SAFETY: `mine` is now the slot's, as above.
+            Ok(_) => unsafe { *mine },
+            Err(theirs) => {
+                // Another reader drew first: its ID stands.
+                // SAFETY: `mine` was never shared; `theirs` as above.
+                unsafe {
+                    drop(Box::from_raw(mine));
+                    *theirs
+                }
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
@@ -146,6 +172,16 @@ impl<T> Slot<T> {
     pub(crate) fn lose(&self) {
         let id = self.id();
         self.complete(Err(Error::ObjectLost(id)));
+    }
+}
+
+impl<T> Drop for Slot<T> {
+    fn drop(&mut self) {
+        let p = *self.id.get_mut();
+        if !p.is_null() {
+            // SAFETY: boxed by `id` and owned by the slot.
+            drop(unsafe { Box::from_raw(p) });
+        }
     }
 }
 

@@ -478,7 +478,7 @@ impl ImplGen<'_> {
                     <#handle as #krate::__private::ActorHandle>::__raw(self).call::<_, #kind>(
                         &#desc,
                         #args,
-                        #krate::__private::Invoke::#variant(#invoke),
+                        &#krate::__private::Invoke::#variant(#invoke),
                     )
                 }
             }
