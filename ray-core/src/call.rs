@@ -222,11 +222,7 @@ impl<T: Send + Clone + 'static> Returns for One<T> {
         Slot::new()
     }
     #[inline]
-    fn deliver_call(
-        inline: &Slot<T>,
-        _: Option<()>,
-        result: Stored<T>,
-    ) -> (Option<Error>, Wake) {
+    fn deliver_call(inline: &Slot<T>, _: Option<()>, result: Stored<T>) -> (Option<Error>, Wake) {
         (None, inline.complete_later(result))
     }
     fn lose_call(inline: &Slot<T>, _: Option<()>) {

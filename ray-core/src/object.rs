@@ -101,10 +101,12 @@ impl<T> Slot<T> {
             return unsafe { *p };
         }
         let mine = Box::into_raw(Box::new(ObjectId::random()));
-        match self
-            .id
-            .compare_exchange(std::ptr::null_mut(), mine, Ordering::AcqRel, Ordering::Acquire)
-        {
+        match self.id.compare_exchange(
+            std::ptr::null_mut(),
+            mine,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             // SAFETY: `mine` is now the slot's, as above.
             Ok(_) => unsafe { *mine },
             Err(theirs) => {
