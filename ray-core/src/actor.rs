@@ -21,7 +21,8 @@ use crate::config::{check_quantity, check_resource_name};
 use crate::error::{Error, Result};
 pub use crate::exec::Invoke;
 use crate::exec::{
-    actor_main, ActorCore, CallBox, CallRefs, CtorBody, CtorCall, Envelope, MethodCall, Msg,
+    actor_main, ActorCore, CallBox, CallRefs, CtorBody, CtorCall, Driver, Envelope, MethodCall, Msg,
+    Placement,
 };
 use crate::ids::{ActorHandleId, ActorId};
 use crate::observe::ActorObs;
@@ -340,7 +341,8 @@ impl ActorInfo {
 }
 
 enum Mode<A: 'static> {
-    Remote(mpsc::UnboundedSender<Msg<A>>),
+    /// The mailbox, and the actor between its task's async steps.
+    Remote(mpsc::UnboundedSender<Msg<A>>, Arc<Driver<A>>),
     Local(Box<Mutex<std::result::Result<ActorCore<A>, Error>>>),
     /// A deserialized handle whose actor this runtime does not know: every
     /// call fails at once with this error.
@@ -408,7 +410,8 @@ impl<A: ActorClass> RawHandle<A> {
         let refs = R::refs(made, &call);
         self.shared.info.obs.submitted();
         match &self.shared.mode {
-            Mode::Remote(tx) => {
+            Mode::Remote(tx, driver) => {
+                crate::exec::note_call(driver, Arc::as_ptr(&call) as *const () as usize);
                 let mut seq = lock(&self.seq);
                 let env = Envelope::new(call, seq.next_counter);
                 seq.next_counter += 1;
@@ -462,7 +465,7 @@ impl<A: ActorClass> RawHandle<A> {
     pub fn kill(&self, cause: String, restart: bool) {
         let info = &self.shared.info;
         match &self.shared.mode {
-            Mode::Remote(tx) => {
+            Mode::Remote(tx, _) => {
                 if restart {
                     info.request_crash(cause);
                 } else {
@@ -658,7 +661,7 @@ impl<A: ActorClass> ActorControl for Registered<A> {
         request_stop(&self.info, cause);
         if let Some(shared) = self.shared.upgrade() {
             match &shared.mode {
-                Mode::Remote(tx) => {
+                Mode::Remote(tx, _) => {
                     let _ = tx.send(Msg::Wake);
                 }
                 Mode::Local(state) => {
@@ -773,9 +776,12 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
         shared
     } else {
         let (tx, rx) = mpsc::unbounded_channel();
+        // Callers may run the calls of actors without lifetime resources.
+        let helpable = !matches!(placement, Placement::Lifetime(_));
+        let driver = Arc::new(Driver::new(info.clone(), helpable));
         let shared = Arc::new(ActorShared {
             info: info.clone(),
-            mode: Mode::Remote(tx),
+            mode: Mode::Remote(tx, driver.clone()),
         });
         rt.register(
             id,
@@ -790,6 +796,7 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
         // task (a fifth of actor creation's instructions).
         rt.spawn(Box::pin(actor_main(
             info,
+            driver,
             rx,
             ctor,
             options.max_reconstructions,

@@ -539,12 +539,6 @@ impl<A: ActorClass> ActorCore<A> {
         Ok(self.finish_call(info, env, Ok(outcome), keep_args, &scope))
     }
 
-    /// Whether the CPU of the last method run is kept for the next one.
-    #[inline]
-    pub(crate) fn keeps_cpu(&self) -> bool {
-        self.cpu_kept
-    }
-
     /// Gives back the CPU kept from the last method run, if any: before the
     /// actor task waits for anything (an empty mailbox, an argument, an
     /// async method, a rebuild), so that no CPU is held while idle.

@@ -2,9 +2,10 @@
 //! deliver), mailbox envelopes, the constructor call. The actor core that
 //! runs calls in order, checkpoints and rebuilds lives in `core.rs`.
 
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::cell::{RefCell, UnsafeCell};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::task::{Context, Poll, Waker};
 
 use tokio::sync::mpsc;
 
@@ -12,6 +13,7 @@ use crate::actor::{ActorClass, ActorInfo};
 use crate::block::{catch_unwind, panic_message};
 use crate::call::{ArgTuple, BoxFuture, Many, MethodDescriptor, One, Returns, Zero};
 pub(crate) use crate::core::ActorCore;
+use crate::core::Step;
 use crate::error::Error;
 use crate::ids::ActorHandleId;
 use crate::object::{ObjectRef, Slot, SlotHolder, Stored, Wake};
@@ -619,6 +621,7 @@ async fn place<A>(
 /// placement and the rest.
 pub(crate) async fn actor_main<A: ActorClass>(
     info: Arc<ActorInfo>,
+    driver: Arc<Driver<A>>,
     mut rx: mpsc::UnboundedReceiver<Msg<A>>,
     ctor: Box<dyn CtorBody<A>>,
     max_reconstructions: u64,
@@ -668,10 +671,11 @@ pub(crate) async fn actor_main<A: ActorClass>(
             info.obs.set_alive();
             tracing::debug!(class = A::NAME, actor_id = %info.id, "ray: actor alive");
             core.cpu_per_call = per_call;
-            run_calls(&info, &mut core, &mut rx, &mut early).await;
+            let mut live = run_calls(&info, &driver, Live::new(core, rx), &mut early).await;
             leftovers.append(&mut early);
-            leftovers.extend(core.frontier.drain());
-            drop(core);
+            leftovers.extend(live.core.frontier.drain());
+            rx = live.rx;
+            drop(live.core);
         }
         Err(message) => {
             let err = info.set_dead(Error::ActorCreationFailed {
@@ -717,67 +721,339 @@ async fn finish<A>(
 
 /// Runs the calls that arrived before placement (`early`), then every call
 /// from the mailbox, until the actor dies or every handle is gone. Calls of
-/// `early` not run are left in it.
+/// `early` not run are left in it. Returns the actor (its core and mailbox).
+///
+/// Between the async steps the actor is in `driver`, where a caller about
+/// to wait for its own call may run the queued calls itself (see
+/// [`Driver`]); the task takes it back for anything async.
 async fn run_calls<A: ActorClass>(
     info: &ActorInfo,
-    core: &mut ActorCore<A>,
-    rx: &mut mpsc::UnboundedReceiver<Msg<A>>,
+    driver: &Driver<A>,
+    live: Live<A>,
     early: &mut Vec<Envelope<A>>,
-) {
+) -> Live<A> {
+    let mut live = live;
     let mut queued = std::mem::take(early).into_iter();
-    loop {
-        let next = match queued.next() {
-            Some(env) => Some(Msg::Call(env)),
-            // A CPU kept between calls goes back before the task idles.
-            None if core.keeps_cpu() => match rx.try_recv() {
-                Ok(msg) => Some(msg),
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    core.give_back_kept_cpu(info);
-                    rx.recv().await
-                }
-            },
-            None => rx.recv().await,
-        };
-        let Some(msg) = next else {
-            break;
-        };
-        core.more_queued = queued.len() != 0 || !rx.is_empty();
-        let stop = info.stop_requested();
-        let env = match msg {
-            Msg::Call(env) if stop => {
-                env.fail(info.death_error(), info);
-                early.extend(queued);
-                return;
-            }
-            Msg::Call(env) => env,
-            Msg::Wake if stop => return,
-            Msg::Wake => {
-                // A crash requested by `kill(.., no_restart = false)` while idle.
-                if core.crash_if_requested(info).await.is_err() {
-                    return;
-                }
-                continue;
-            }
-        };
+    while let Some(env) = queued.next() {
+        live.core.more_queued = queued.len() != 0 || !live.rx.is_empty();
+        if info.stop_requested() {
+            env.fail(info.death_error(), info);
+            early.extend(queued);
+            return live;
+        }
         // Admitted in two steps: the common case (a ready synchronous call)
         // runs without building a future, and only waits, async methods and
-        // deaths take the async path. One `async fn` doing both cost about
-        // 110 instructions more per call (W1, callgrind).
-        let admitted = match core.admit_now(info, env) {
+        // deaths take the async path.
+        let admitted = match live.core.admit_now(info, env) {
             Ok(None) => Ok(()),
-            Ok(Some(step)) => core.resume(info, step).await,
+            Ok(Some(step)) => live.core.resume(info, step).await,
             Err(e) => Err(e),
         };
         if admitted.is_err() {
             early.extend(queued);
-            return;
+            return live;
         }
     }
-    if !info.stop_requested() {
-        info.mark_handles_dropped();
+    // Whatever happens to this future (a runtime shutting down drops it),
+    // the actor does not outlive it in the driver.
+    let _installed = Installed(driver);
+    loop {
+        live.task = Some(std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await);
+        *lock(&driver.live) = Some(live);
+        let (handoff, back) = std::future::poll_fn(|cx| driver.serve(cx)).await;
+        live = back;
+        let went_on = match handoff {
+            Handoff::Step(step) => live.core.resume(info, step).await,
+            // A crash requested by `kill(.., no_restart = false)` while idle.
+            Handoff::Wake => live.core.crash_if_requested(info).await,
+            Handoff::Exit => return live,
+            Handoff::Closed => {
+                if !info.stop_requested() {
+                    info.mark_handles_dropped();
+                }
+                return live;
+            }
+        };
+        if went_on.is_err() {
+            return live;
+        }
     }
 }
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A live actor: its core and its mailbox, and what the synchronous side
+/// (the task's [`Driver::serve`] or a helping caller) hands to the task's
+/// async side.
+pub(crate) struct Live<A: 'static> {
+    pub(crate) core: ActorCore<A>,
+    pub(crate) rx: mpsc::UnboundedReceiver<Msg<A>>,
+    handoff: Option<Handoff<A>>,
+    /// The actor task's waker, for a caller that hands it something.
+    task: Option<Waker>,
+}
+
+impl<A: 'static> Live<A> {
+    pub(crate) fn new(core: ActorCore<A>, rx: mpsc::UnboundedReceiver<Msg<A>>) -> Self {
+        Live {
+            core,
+            rx,
+            handoff: None,
+            task: None,
+        }
+    }
+}
+
+/// What the synchronous side leaves for the actor task.
+enum Handoff<A: 'static> {
+    /// A call that needs the async path, or a call's death.
+    Step(Step<A>),
+    /// A wake-up message: maybe a crash request.
+    Wake,
+    /// The actor is stopped or dead: no more calls.
+    Exit,
+    /// Every handle is gone and the mailbox is empty.
+    Closed,
+}
+
+/// One message, synchronously: what the actor task and a helping caller both
+/// do. `Some`: the actor task must take over.
+fn process<A: ActorClass>(info: &ActorInfo, live: &mut Live<A>, msg: Msg<A>) -> Option<Handoff<A>> {
+    live.core.more_queued = !live.rx.is_empty();
+    let stop = info.stop_requested();
+    match msg {
+        Msg::Call(env) if stop => {
+            env.fail(info.death_error(), info);
+            Some(Handoff::Exit)
+        }
+        Msg::Call(env) => match live.core.admit_now(info, env) {
+            Ok(None) => None,
+            Ok(Some(step)) => Some(Handoff::Step(step)),
+            Err(_) => Some(Handoff::Exit),
+        },
+        Msg::Wake if stop => Some(Handoff::Exit),
+        Msg::Wake => Some(Handoff::Wake),
+    }
+}
+
+/// How many calls a helping caller runs at most before it waits like any
+/// other caller.
+const HELP_BUDGET: usize = 64;
+
+/// An actor between its async steps, shared by its task and its callers.
+///
+/// A caller about to wait for the result of the call it just made (its
+/// `.await` would park it until the actor task ran the call) runs the queued
+/// calls itself instead, up to its own, if the actor is idle: the same
+/// synchronous step the actor task takes ([`process`]), under the same lock,
+/// so calls still run one at a time and in mailbox order. What cannot run
+/// synchronously (an async method, a call waiting for an argument or a CPU,
+/// a death, a wake-up) is handed to the actor task, and nobody runs anything
+/// more until it took over. This saves the two task switches of a round trip
+/// (see the book's performance chapter).
+pub(crate) struct Driver<A: 'static> {
+    info: Arc<ActorInfo>,
+    /// The actor, while its task waits for mail; `None` while the task runs
+    /// an async step, before the actor is built and after it stopped.
+    live: Mutex<Option<Live<A>>>,
+    /// Callers may run calls (not for actors holding lifetime resources:
+    /// their GPU IDs belong to the actor task's thread).
+    helpable: bool,
+    /// The task found the lock held by a caller: the caller wakes it.
+    missed: AtomicBool,
+    /// The task's waker for that case.
+    missed_waker: Mutex<Option<Waker>>,
+}
+
+impl<A: 'static> Driver<A> {
+    pub(crate) fn new(info: Arc<ActorInfo>, helpable: bool) -> Self {
+        Driver {
+            info,
+            live: Mutex::new(None),
+            helpable,
+            missed: AtomicBool::new(false),
+            missed_waker: Mutex::new(None),
+        }
+    }
+
+    /// Whether callers may run this actor's calls.
+    #[inline]
+    pub(crate) fn helpable(&self) -> bool {
+        self.helpable
+    }
+
+    /// Wakes the actor task if it found the lock held meanwhile. Called by a
+    /// caller once it released the lock.
+    fn wake_missed(&self) {
+        if self.missed.swap(false, Ordering::SeqCst) {
+            if let Some(w) = lock(&self.missed_waker).take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+impl<A: ActorClass> Driver<A> {
+    /// The actor task's synchronous step: runs mail until something needs
+    /// the async side (then takes the actor out and returns it) or the
+    /// mailbox is empty.
+    fn serve(&self, cx: &mut Context<'_>) -> Poll<(Handoff<A>, Live<A>)> {
+        let mut guard = match self.live.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                // A caller runs calls: it wakes this task when it is done
+                // (checked after it unlocks, so either the retry below gets
+                // the lock or the caller sees the flag).
+                *lock(&self.missed_waker) = Some(cx.waker().clone());
+                self.missed.store(true, Ordering::SeqCst);
+                match self.live.try_lock() {
+                    Ok(g) => g,
+                    Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                    Err(TryLockError::WouldBlock) => return Poll::Pending,
+                }
+            }
+        };
+        let live = guard.as_mut().expect("the actor task installs the actor before serving");
+        if live.handoff.is_none() {
+            loop {
+                match live.rx.poll_recv(cx) {
+                    Poll::Ready(Some(msg)) => {
+                        if let Some(h) = process(&self.info, live, msg) {
+                            live.handoff = Some(h);
+                            break;
+                        }
+                    }
+                    Poll::Ready(None) => {
+                        live.handoff = Some(Handoff::Closed);
+                        break;
+                    }
+                    Poll::Pending => {
+                        // A CPU kept between calls goes back before the task idles.
+                        live.core.give_back_kept_cpu(&self.info);
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+        let mut live = guard.take().expect("checked above");
+        let handoff = live.handoff.take().expect("set above");
+        Poll::Ready((handoff, live))
+    }
+}
+
+/// Takes the actor out of the driver when the actor task's loop ends, so
+/// that its state is dropped with the task.
+struct Installed<'a, A: 'static>(&'a Driver<A>);
+
+impl<A: 'static> Drop for Installed<'_, A> {
+    fn drop(&mut self) {
+        let live = lock(&self.0.live).take();
+        drop(live);
+    }
+}
+
+/// An actor whose queued calls a caller can run (type-erased [`Driver`]).
+pub(crate) trait Help: Send + Sync {
+    /// Runs queued calls until `done()`, the mailbox is empty, the budget is
+    /// spent or something needs the actor task; nothing if the actor is busy.
+    fn help(&self, done: &mut dyn FnMut() -> bool);
+}
+
+impl<A: ActorClass> Help for Driver<A> {
+    fn help(&self, done: &mut dyn FnMut() -> bool) {
+        let mut wake = None;
+        if let Ok(mut guard) = self.live.try_lock() {
+            if let Some(live) = guard.as_mut() {
+                if live.handoff.is_none() {
+                    // The calls run as the actor's, not as the waiting task's.
+                    crate::runtime::outside_task(|| {
+                        for _ in 0..HELP_BUDGET {
+                            let Ok(msg) = live.rx.try_recv() else {
+                                // Empty, or closed: the task hears of that itself.
+                                break;
+                            };
+                            if let Some(h) = process(&self.info, live, msg) {
+                                live.handoff = Some(h);
+                                break;
+                            }
+                            if done() {
+                                break;
+                            }
+                        }
+                        live.core.give_back_kept_cpu(&self.info);
+                    });
+                }
+                if live.handoff.is_some() {
+                    wake = live.task.clone();
+                }
+            }
+        }
+        self.wake_missed();
+        if let Some(w) = wake {
+            w.wake();
+        }
+    }
+}
+
+thread_local! {
+    /// The actor this thread called last and the address of that call: its
+    /// caller may run it while it waits for it ([`help_with`]).
+    static LAST_CALL: RefCell<Option<(Arc<dyn Help>, usize)>> = const { RefCell::new(None) };
+}
+
+/// Records that this thread just sent `call` to `driver`'s actor.
+#[inline]
+pub(crate) fn note_call<A: ActorClass>(driver: &Arc<Driver<A>>, call: usize) {
+    if !driver.helpable() {
+        return;
+    }
+    LAST_CALL.with(|l| {
+        let Ok(mut l) = l.try_borrow_mut() else {
+            return;
+        };
+        match &mut *l {
+            // The same actor as last time: no reference count to touch.
+            Some((d, c)) if std::ptr::addr_eq(Arc::as_ptr(d), Arc::as_ptr(driver)) => *c = call,
+            other => *other = Some((driver.clone(), call)),
+        }
+    });
+}
+
+/// If `call` is the call this thread sent last and `done()` is false, runs
+/// the actor's queued calls up to it here, when the actor is idle (see
+/// [`Driver`]). Only inside a tokio task, and within its cooperative budget.
+#[inline]
+pub(crate) fn help_with(call: usize, cx: &mut Context<'_>, done: &mut dyn FnMut() -> bool) {
+    let driver = LAST_CALL.with(|l| {
+        let mut l = l.try_borrow_mut().ok()?;
+        match &*l {
+            Some((_, c)) if *c == call => l.take().map(|(d, _)| d),
+            _ => None,
+        }
+    });
+    let Some(driver) = driver else {
+        return;
+    };
+    if !done() && tokio::task::try_id().is_some() {
+        if let Poll::Ready(restore) = tokio::task::coop::poll_proceed(cx) {
+            driver.help(done);
+            restore.made_progress();
+        }
+    }
+    // Kept for the next call to the same actor (it is not the last call any
+    // more: a ref at the same address later is another call).
+    LAST_CALL.with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut() {
+            if l.is_none() {
+                *l = Some((driver, 0));
+            }
+        }
+    });
+}
+
 /// Every call in flight costs its allocation: a pipelined caller holds a
 /// million of them (W2), where each 16 bytes cost ~2 % of the throughput in
 /// page faults and cache misses (measured with the benchmark).

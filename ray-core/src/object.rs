@@ -391,7 +391,22 @@ impl<T: Clone> ObjectRef<T> {
         Get { r: self }
     }
 
+    /// The address of what holds the slot (for a call's result, the call).
+    #[inline]
+    fn holder_addr(&self) -> usize {
+        Arc::as_ptr(&self.holder) as *const () as usize
+    }
+
+    /// If this ref is the result of the call this thread made last and it is
+    /// not ready, runs that call here when its actor is idle, instead of
+    /// parking until the actor task runs it (see `exec::Driver`).
+    #[inline]
+    fn help(&self, cx: &mut Context<'_>) {
+        crate::exec::help_with(self.holder_addr(), cx, &mut || self.is_ready());
+    }
+
     fn poll_get(&self, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        self.help(cx);
         let mut state = self.slot().lock();
         match &mut *state {
             State::Ready(r) => Poll::Ready(read(r)),
@@ -444,6 +459,7 @@ impl<T: Clone> Future for GetOwned<T> {
             "an ObjectRef's future was polled again after it returned its value"
         );
         let r = &mut this.r;
+        r.help(cx);
         // The last ref to a ready object (the usual `handle.method(x).await`:
         // the actor let go of the call before waking its caller) moves the
         // value out instead of copying it. Only for types with drop glue

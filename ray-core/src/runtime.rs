@@ -350,6 +350,13 @@ fn with_task<R>(f: impl FnOnce(&TaskCtx) -> R) -> Option<R> {
     (!p.is_null()).then(|| f(unsafe { &*p }))
 }
 
+/// Runs `f` with no task context current: the calls a waiting caller runs
+/// for another actor are that actor's, not the caller's task's.
+pub(crate) fn outside_task<R>(f: impl FnOnce() -> R) -> R {
+    let _outer = Current(CURRENT_TASK.with(|c| c.replace(std::ptr::null())));
+    f()
+}
+
 /// Makes `ctx` the thread's current task context until dropped.
 struct Current(*const TaskCtx);
 
