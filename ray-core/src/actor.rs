@@ -21,8 +21,8 @@ use crate::config::{check_quantity, check_resource_name};
 use crate::error::{Error, Result};
 pub use crate::exec::Invoke;
 use crate::exec::{
-    actor_main, ActorCore, CallBox, CallRefs, CtorBody, CtorCall, Driver, Envelope, MethodCall, Msg,
-    Placement,
+    actor_main, ActorCore, CallBox, CallRefs, CtorBody, CtorCall, Driver, Envelope, MethodCall,
+    Msg, Placement,
 };
 use crate::ids::{ActorHandleId, ActorId};
 use crate::observe::ActorObs;

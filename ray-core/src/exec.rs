@@ -4,7 +4,7 @@
 
 use std::cell::{RefCell, UnsafeCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use tokio::sync::mpsc;
@@ -723,23 +723,27 @@ async fn finish<A>(
 /// from the mailbox, until the actor dies or every handle is gone. Calls of
 /// `early` not run are left in it. Returns the actor (its core and mailbox).
 ///
-/// Between the async steps the actor is in `driver`, where a caller about
-/// to wait for its own call may run the queued calls itself (see
-/// [`Driver`]); the task takes it back for anything async.
+/// The actor stays in `driver`, where a caller about to wait for its own
+/// call may run the queued calls itself while the task waits for mail (see
+/// [`Driver`]); the task holds it for everything else.
 async fn run_calls<A: ActorClass>(
     info: &ActorInfo,
     driver: &Driver<A>,
     live: Live<A>,
     early: &mut Vec<Envelope<A>>,
 ) -> Live<A> {
-    let mut live = live;
+    // Declared first, so dropped last: after the flag below is released.
+    let _installed = Installed(driver);
+    let mut held = std::future::poll_fn(|cx| driver.poll_hold(cx)).await;
+    *held.slot() = Some(live);
+    let live = held.live();
     let mut queued = std::mem::take(early).into_iter();
     while let Some(env) = queued.next() {
         live.core.more_queued = queued.len() != 0 || !live.rx.is_empty();
         if info.stop_requested() {
             env.fail(info.death_error(), info);
             early.extend(queued);
-            return live;
+            return held.take();
         }
         // Admitted in two steps: the common case (a ready synchronous call)
         // runs without building a future, and only waits, async methods and
@@ -751,37 +755,31 @@ async fn run_calls<A: ActorClass>(
         };
         if admitted.is_err() {
             early.extend(queued);
-            return live;
+            return held.take();
         }
     }
-    // Whatever happens to this future (a runtime shutting down drops it),
-    // the actor does not outlive it in the driver.
-    let _installed = Installed(driver);
+    let mut held = Some(held);
     loop {
-        live.task = Some(std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await);
-        *lock(&driver.live) = Some(live);
-        let (handoff, back) = std::future::poll_fn(|cx| driver.serve(cx)).await;
-        live = back;
+        let handoff = std::future::poll_fn(|cx| driver.serve(cx, &mut held)).await;
+        // `serve` returns holding the actor.
+        let h = held.as_mut().expect("serve returns holding the actor");
+        let live = h.live();
         let went_on = match handoff {
-            Handoff::Step(step) => live.core.resume(info, step).await,
+            Handoff::Step(step) => live.core.resume(info, step).await.is_ok(),
             // A crash requested by `kill(.., no_restart = false)` while idle.
-            Handoff::Wake => live.core.crash_if_requested(info).await,
-            Handoff::Exit => return live,
+            Handoff::Wake => live.core.crash_if_requested(info).await.is_ok(),
+            Handoff::Exit => false,
             Handoff::Closed => {
                 if !info.stop_requested() {
                     info.mark_handles_dropped();
                 }
-                return live;
+                false
             }
         };
-        if went_on.is_err() {
-            return live;
+        if !went_on {
+            return h.take();
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A live actor: its core and its mailbox, and what the synchronous side
@@ -842,39 +840,82 @@ fn process<A: ActorClass>(info: &ActorInfo, live: &mut Live<A>, msg: Msg<A>) -> 
 /// other caller.
 const HELP_BUDGET: usize = 64;
 
-/// An actor between its async steps, shared by its task and its callers.
+/// An actor, shared by its task and its callers.
 ///
 /// A caller about to wait for the result of the call it just made (its
 /// `.await` would park it until the actor task ran the call) runs the queued
 /// calls itself instead, up to its own, if the actor is idle: the same
-/// synchronous step the actor task takes ([`process`]), under the same lock,
-/// so calls still run one at a time and in mailbox order. What cannot run
-/// synchronously (an async method, a call waiting for an argument or a CPU,
-/// a death, a wake-up) is handed to the actor task, and nobody runs anything
-/// more until it took over. This saves the two task switches of a round trip
-/// (see the book's performance chapter).
+/// synchronous step the actor task takes ([`process`]), holding the same
+/// flag, so calls still run one at a time and in mailbox order. What cannot
+/// run synchronously (an async method, a call waiting for an argument or a
+/// CPU, a death, a wake-up) is handed to the actor task, and nobody runs
+/// anything more until it took over. This saves the two task switches of a
+/// round trip (see the book's performance chapter).
+///
+/// The flag is a lock without waiting: the actor task holds it except while
+/// it waits for mail, a caller only takes it if it is free. The actor task
+/// never blocks on it either: if a caller holds it, the caller wakes the task
+/// once done.
 pub(crate) struct Driver<A: 'static> {
     info: Arc<ActorInfo>,
-    /// The actor, while its task waits for mail; `None` while the task runs
-    /// an async step, before the actor is built and after it stopped.
-    live: Mutex<Option<Live<A>>>,
+    held: AtomicBool,
+    /// The actor; `None` before it is built and after it stopped. Accessed
+    /// only by whoever set `held`.
+    live: UnsafeCell<Option<Live<A>>>,
     /// Callers may run calls (not for actors holding lifetime resources:
     /// their GPU IDs belong to the actor task's thread).
     helpable: bool,
-    /// The task found the lock held by a caller: the caller wakes it.
+    /// The task found the flag set by a caller: the caller wakes it.
     missed: AtomicBool,
     /// The task's waker for that case.
-    missed_waker: Mutex<Option<Waker>>,
+    missed_waker: std::sync::Mutex<Option<Waker>>,
+}
+
+// SAFETY: `live` is only accessed by the holder of `held` (acquired with
+// `Acquire`, released with `Release`), so never from two threads at once;
+// moving it between threads needs `Send`, which its parts are.
+unsafe impl<A: Send + 'static> Sync for Driver<A> {}
+
+/// The held flag of a [`Driver`]: access to its actor until dropped.
+pub(crate) struct Held<'a, A: 'static>(&'a Driver<A>);
+
+impl<'a, A: 'static> Held<'a, A> {
+    #[allow(clippy::mut_from_ref)]
+    fn slot(&mut self) -> &mut Option<Live<A>> {
+        // SAFETY: the flag is held (see `Driver`); `&mut self` is unique.
+        unsafe { &mut *self.0.live.get() }
+    }
+
+    /// The actor (the task holds the flag only once it installed it).
+    fn live(&mut self) -> &mut Live<A> {
+        self.slot()
+            .as_mut()
+            .expect("the actor task installed the actor")
+    }
+
+    /// Takes the actor out for good (the task is done with it).
+    fn take(&mut self) -> Live<A> {
+        self.slot()
+            .take()
+            .expect("the actor task installed the actor")
+    }
+}
+
+impl<A: 'static> Drop for Held<'_, A> {
+    fn drop(&mut self) {
+        self.0.held.store(false, Ordering::Release);
+    }
 }
 
 impl<A: 'static> Driver<A> {
     pub(crate) fn new(info: Arc<ActorInfo>, helpable: bool) -> Self {
         Driver {
             info,
-            live: Mutex::new(None),
+            held: AtomicBool::new(false),
+            live: UnsafeCell::new(None),
             helpable,
             missed: AtomicBool::new(false),
-            missed_waker: Mutex::new(None),
+            missed_waker: std::sync::Mutex::new(None),
         }
     }
 
@@ -884,11 +925,41 @@ impl<A: 'static> Driver<A> {
         self.helpable
     }
 
-    /// Wakes the actor task if it found the lock held meanwhile. Called by a
-    /// caller once it released the lock.
+    #[inline]
+    fn try_hold(&self) -> Option<Held<'_, A>> {
+        self.held
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+            // Lazily: a `Held` made and dropped on failure would release
+            // the flag its holder still holds.
+            .then(|| Held(self))
+    }
+
+    /// The actor task takes the flag; if a caller holds it, the caller
+    /// wakes the task when done (it checks after releasing the flag, so
+    /// either the retry here succeeds or the caller sees `missed`).
+    fn poll_hold(&self, cx: &mut Context<'_>) -> Poll<Held<'_, A>> {
+        if let Some(h) = self.try_hold() {
+            return Poll::Ready(h);
+        }
+        *self.missed_waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
+        self.missed.store(true, Ordering::SeqCst);
+        match self.try_hold() {
+            Some(h) => Poll::Ready(h),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Wakes the actor task if it found the flag held meanwhile. Called by a
+    /// caller once it released the flag.
     fn wake_missed(&self) {
         if self.missed.swap(false, Ordering::SeqCst) {
-            if let Some(w) = lock(&self.missed_waker).take() {
+            let w = self
+                .missed_waker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(w) = w {
                 w.wake();
             }
         }
@@ -897,60 +968,58 @@ impl<A: 'static> Driver<A> {
 
 impl<A: ActorClass> Driver<A> {
     /// The actor task's synchronous step: runs mail until something needs
-    /// the async side (then takes the actor out and returns it) or the
-    /// mailbox is empty.
-    fn serve(&self, cx: &mut Context<'_>) -> Poll<(Handoff<A>, Live<A>)> {
-        let mut guard = match self.live.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                // A caller runs calls: it wakes this task when it is done
-                // (checked after it unlocks, so either the retry below gets
-                // the lock or the caller sees the flag).
-                *lock(&self.missed_waker) = Some(cx.waker().clone());
-                self.missed.store(true, Ordering::SeqCst);
-                match self.live.try_lock() {
-                    Ok(g) => g,
-                    Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                    Err(TryLockError::WouldBlock) => return Poll::Pending,
+    /// the async side (then returns it, still holding the actor in `held`)
+    /// or the mailbox is empty (then lets go of the actor and waits).
+    fn serve<'a>(
+        &'a self,
+        cx: &mut Context<'_>,
+        held: &mut Option<Held<'a, A>>,
+    ) -> Poll<Handoff<A>> {
+        if held.is_none() {
+            *held = Some(std::task::ready!(self.poll_hold(cx)));
+        }
+        let h = held.as_mut().expect("set above");
+        let live = h.live();
+        if !live.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            live.task = Some(cx.waker().clone());
+        }
+        if let Some(handoff) = live.handoff.take() {
+            return Poll::Ready(handoff);
+        }
+        loop {
+            match live.rx.poll_recv(cx) {
+                Poll::Ready(Some(msg)) => {
+                    if let Some(handoff) = process(&self.info, live, msg) {
+                        return Poll::Ready(handoff);
+                    }
                 }
-            }
-        };
-        let live = guard.as_mut().expect("the actor task installs the actor before serving");
-        if live.handoff.is_none() {
-            loop {
-                match live.rx.poll_recv(cx) {
-                    Poll::Ready(Some(msg)) => {
-                        if let Some(h) = process(&self.info, live, msg) {
-                            live.handoff = Some(h);
-                            break;
-                        }
-                    }
-                    Poll::Ready(None) => {
-                        live.handoff = Some(Handoff::Closed);
-                        break;
-                    }
-                    Poll::Pending => {
-                        // A CPU kept between calls goes back before the task idles.
-                        live.core.give_back_kept_cpu(&self.info);
-                        return Poll::Pending;
-                    }
+                Poll::Ready(None) => return Poll::Ready(Handoff::Closed),
+                Poll::Pending => {
+                    // A CPU kept between calls goes back before the task idles.
+                    live.core.give_back_kept_cpu(&self.info);
+                    *held = None;
+                    return Poll::Pending;
                 }
             }
         }
-        let mut live = guard.take().expect("checked above");
-        let handoff = live.handoff.take().expect("set above");
-        Poll::Ready((handoff, live))
     }
 }
 
-/// Takes the actor out of the driver when the actor task's loop ends, so
-/// that its state is dropped with the task.
+/// Drops the actor with the task, whatever ends it (a runtime shutting down
+/// drops the task's future while the actor is in the driver).
 struct Installed<'a, A: 'static>(&'a Driver<A>);
 
 impl<A: 'static> Drop for Installed<'_, A> {
     fn drop(&mut self) {
-        let live = lock(&self.0.live).take();
+        // A caller holds the flag only while it runs calls.
+        let mut held = loop {
+            match self.0.try_hold() {
+                Some(h) => break h,
+                None => std::thread::yield_now(),
+            }
+        };
+        let live = held.slot().take();
+        drop(held);
         drop(live);
     }
 }
@@ -965,8 +1034,8 @@ pub(crate) trait Help: Send + Sync {
 impl<A: ActorClass> Help for Driver<A> {
     fn help(&self, done: &mut dyn FnMut() -> bool) {
         let mut wake = None;
-        if let Ok(mut guard) = self.live.try_lock() {
-            if let Some(live) = guard.as_mut() {
+        if let Some(mut held) = self.try_hold() {
+            if let Some(live) = held.slot().as_mut() {
                 if live.handoff.is_none() {
                     // The calls run as the actor's, not as the waiting task's.
                     crate::runtime::outside_task(|| {
