@@ -1093,7 +1093,8 @@ pub(crate) fn note_call<A: ActorClass>(driver: &Arc<Driver<A>>, call: usize) {
 
 /// If `call` is the call this thread sent last and `done()` is false, runs
 /// the actor's queued calls up to it here, when the actor is idle (see
-/// [`Driver`]). Only inside a tokio task, and within its cooperative budget.
+/// [`Driver`]). Only inside a tokio runtime, and within the task's
+/// cooperative budget.
 #[inline]
 pub(crate) fn help_with(call: usize, cx: &mut Context<'_>, done: &mut dyn FnMut() -> bool) {
     let driver = LAST_CALL.with(|l| {
@@ -1106,7 +1107,11 @@ pub(crate) fn help_with(call: usize, cx: &mut Context<'_>, done: &mut dyn FnMut(
     let Some(driver) = driver else {
         return;
     };
-    if !done() && tokio::task::try_id().is_some() {
+    // Only inside a tokio runtime (a task, or a `block_on`), where the
+    // methods find what they would on the actor task.
+    let in_tokio =
+        || tokio::task::try_id().is_some() || tokio::runtime::Handle::try_current().is_ok();
+    if !done() && in_tokio() {
         if let Poll::Ready(restore) = tokio::task::coop::poll_proceed(cx) {
             driver.help(done);
             restore.made_progress();

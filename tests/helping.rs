@@ -1,0 +1,237 @@
+//! A caller about to wait for the call it just made runs it itself when the
+//! actor is idle (instead of parking until the actor task runs it). These
+//! tests check that this happens, that such calls are still the actor's own
+//! calls, and that order, exactly-once and one-call-at-a-time hold whoever
+//! runs the calls, under random interleavings.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use ray::prelude::*;
+
+#[ray::actor]
+#[derive(Default)]
+pub struct Probe {
+    entries: Vec<(u32, u32)>,
+    running: bool,
+}
+
+#[ray::actor]
+impl Probe {
+    /// The tokio task the method runs on, and the ray task (the call).
+    pub fn whereami(&self) -> (Option<tokio::task::Id>, ray::TaskId) {
+        (
+            tokio::task::try_id(),
+            ray::current_task_id().expect("a call has a task ID"),
+        )
+    }
+
+    pub fn push(&mut self, key: u32, seq: u32) -> usize {
+        assert!(!self.running, "two calls of one actor overlapped");
+        self.entries.push((key, seq));
+        self.entries.len()
+    }
+
+    pub async fn push_slowly(&mut self, key: u32, seq: u32, yields: u32) -> usize {
+        assert!(!self.running, "two calls of one actor overlapped");
+        self.running = true;
+        for _ in 0..yields {
+            tokio::task::yield_now().await;
+        }
+        self.entries.push((key, seq));
+        self.running = false;
+        self.entries.len()
+    }
+
+    /// `seq` arrives as a ref: the call may wait for it.
+    pub fn push_after(&mut self, key: u32, seq: u32) -> usize {
+        self.push(key, seq)
+    }
+
+    pub fn echo(&self, seq: u32) -> u32 {
+        seq
+    }
+
+    pub fn entries(&self) -> Vec<(u32, u32)> {
+        self.entries.clone()
+    }
+}
+
+#[ray::actor]
+pub struct Caller {
+    probe: ProbeHandle,
+}
+
+#[ray::actor]
+impl Caller {
+    pub fn new(probe: ProbeHandle) -> Self {
+        Caller { probe }
+    }
+
+    /// This call's task ID before and after awaiting a call to `Probe`, and
+    /// the task ID the probe's call saw.
+    pub async fn around(&mut self) -> (ray::TaskId, ray::TaskId, ray::TaskId) {
+        let before = ray::current_task_id().unwrap();
+        let (_, inner) = self.probe.whereami().await.unwrap();
+        let after = ray::current_task_id().unwrap();
+        (before, inner, after)
+    }
+}
+
+/// On a current-thread runtime the actor task cannot run while the caller
+/// does, so every awaited call is run by its caller: on the caller's tokio
+/// task, yet as its own ray call.
+#[tokio::test(flavor = "current_thread")]
+async fn a_waiting_caller_runs_its_call_itself_when_the_actor_is_idle() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let probe = Probe::remote().unwrap();
+    // The first call waits for the actor to be built, by its task.
+    probe.push(0, 0).await.unwrap();
+    let me = tokio::task::try_id();
+    let driver = ray::current_task_id().unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..100 {
+        let (task, call) = probe.whereami().await.unwrap();
+        assert_eq!(task, me, "the call ran on another task");
+        assert_ne!(call, driver, "a helped call ran as its caller");
+        assert!(seen.insert(call), "two calls had one task ID");
+    }
+    assert_eq!(ray::current_task_id().unwrap(), driver);
+}
+
+/// Calls not awaited at once are run by the actor task as before.
+#[tokio::test(flavor = "current_thread")]
+async fn calls_awaited_later_are_run_by_the_actor_task() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let probe = Probe::remote().unwrap();
+    probe.push(0, 0).await.unwrap();
+    let me = tokio::task::try_id();
+    let refs: Vec<_> = (0..10).map(|_| probe.whereami()).collect();
+    // Yielding lets the actor task run them.
+    tokio::task::yield_now().await;
+    for r in refs {
+        let (task, _) = r.await.unwrap();
+        assert_ne!(task, me);
+    }
+}
+
+/// An actor's async method awaiting another actor's call may run that call
+/// on its own task: the callee still sees its own call, and the caller's
+/// call is current again afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_run_inside_another_actors_method_is_its_own_call() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let probe = Probe::remote().unwrap();
+    let caller = Caller::remote(probe).unwrap();
+    for _ in 0..50 {
+        let (before, inner, after) = caller.around().await.unwrap();
+        assert_eq!(before, after, "the caller's call was not restored");
+        assert_ne!(before, inner, "the callee ran as its caller's call");
+    }
+}
+
+/// What the synchronous path cannot run (async methods, calls waiting for an
+/// argument) goes to the actor task; results stay in order either way.
+#[tokio::test(flavor = "current_thread")]
+async fn calls_that_need_the_actor_task_are_handed_to_it() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let probe = Probe::remote().unwrap();
+    let other = Probe::remote().unwrap();
+    let mut n = 0;
+    for seq in 0..60u32 {
+        n += 1;
+        let got = match seq % 3 {
+            0 => probe.push(0, seq).await,
+            1 => probe.push_slowly(0, seq, seq % 4).await,
+            // The argument is another actor's result, not ready yet.
+            _ => probe.push_after(0, other.echo(seq)).await,
+        };
+        assert_eq!(got.unwrap(), n);
+    }
+    let seqs: Vec<u32> = probe
+        .entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(seqs, (0..60).collect::<Vec<_>>());
+}
+
+/// Seeded schedules: callers on forks and on one shared handle make sync,
+/// async and ref-argument calls, await some at once (so they may run them)
+/// and some later, and yield or sleep at random. Each handle's calls run in
+/// its order, each exactly once, never two at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_and_exactly_once_hold_whoever_runs_the_calls() {
+    let _ray = ray::init(Config::default()).unwrap();
+    for seed in 0..40u64 {
+        let probe = Probe::remote().unwrap();
+        let shared = Arc::new(Probe::remote().unwrap());
+        let source = Probe::remote().unwrap();
+        let mut tasks = Vec::new();
+        for key in 0..6u32 {
+            // Keys 0-3 call through their own fork of `probe`, keys 4-5
+            // through one `Arc`-shared handle of `shared`.
+            let own = (key < 4).then(|| probe.clone());
+            let shared = shared.clone();
+            let source = source.clone();
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed * 100 + u64::from(key));
+            tasks.push(tokio::spawn(async move {
+                let t: &ProbeHandle = own.as_ref().unwrap_or(&shared);
+                let mut later = Vec::new();
+                let n = rng.random_range(10..40u32);
+                for seq in 0..n {
+                    let r = match rng.random_range(0..4) {
+                        0 => t.push_slowly(key, seq, rng.random_range(0..3)),
+                        // The argument may not be ready when the call is.
+                        1 => t.push_after(key, source.echo(seq)),
+                        _ => t.push(key, seq),
+                    };
+                    if rng.random_bool(0.5) {
+                        r.await.unwrap();
+                    } else {
+                        later.push(r);
+                    }
+                    match rng.random_range(0..10) {
+                        0 => {
+                            let us = rng.random_range(0..200);
+                            tokio::time::sleep(Duration::from_micros(us)).await
+                        }
+                        1..=3 => tokio::task::yield_now().await,
+                        _ => {}
+                    }
+                }
+                for r in later {
+                    r.await.unwrap();
+                }
+                (key, n)
+            }));
+        }
+        let mut expected = HashMap::new();
+        for t in tasks {
+            let (key, n) = tokio::time::timeout(Duration::from_secs(20), t)
+                .await
+                .unwrap_or_else(|_| panic!("seed {seed}: a caller hung"))
+                .unwrap();
+            expected.insert(key, n);
+        }
+        let mut got: HashMap<u32, Vec<u32>> = HashMap::new();
+        for e in probe
+            .entries()
+            .await
+            .unwrap()
+            .into_iter()
+            .chain(shared.entries().await.unwrap())
+        {
+            got.entry(e.0).or_default().push(e.1);
+        }
+        for (key, n) in expected {
+            // Each caller's calls in the order made, each exactly once.
+            let seqs = got.remove(&key).unwrap_or_default();
+            assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "seed {seed}: key {key}");
+        }
+    }
+}
