@@ -2,7 +2,7 @@
 //! deliver), mailbox envelopes, the constructor call. The actor core that
 //! runs calls in order, checkpoints and rebuilds lives in `core.rs`.
 
-use std::cell::{RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -818,6 +818,7 @@ enum Handoff<A: 'static> {
 
 /// One message, synchronously: what the actor task and a helping caller both
 /// do. `Some`: the actor task must take over.
+#[inline(always)]
 fn process<A: ActorClass>(info: &ActorInfo, live: &mut Live<A>, msg: Msg<A>) -> Option<Handoff<A>> {
     live.core.more_queued = !live.rx.is_empty();
     let stop = info.stop_requested();
@@ -1068,9 +1069,14 @@ impl<A: ActorClass> Help for Driver<A> {
 }
 
 thread_local! {
-    /// The actor this thread called last and the address of that call: its
+    /// The address of the call this thread sent last (0: none to run): its
     /// caller may run it while it waits for it ([`help_with`]).
-    static LAST_CALL: RefCell<Option<(Arc<dyn Help>, usize)>> = const { RefCell::new(None) };
+    static LAST_CALL: Cell<usize> = const { Cell::new(0) };
+    /// The actor of that call (its driver's address, to compare cheaply).
+    static LAST_ACTOR: Cell<*const ()> = const { Cell::new(std::ptr::null()) };
+    /// That actor, kept from one call to the next (a reference count is
+    /// touched only when the thread calls another actor).
+    static LAST_DRIVER: RefCell<Option<Arc<dyn Help>>> = const { RefCell::new(None) };
 }
 
 /// Records that this thread just sent `call` to `driver`'s actor.
@@ -1079,16 +1085,21 @@ pub(crate) fn note_call<A: ActorClass>(driver: &Arc<Driver<A>>, call: usize) {
     if !driver.helpable() {
         return;
     }
-    LAST_CALL.with(|l| {
-        let Ok(mut l) = l.try_borrow_mut() else {
+    let actor = Arc::as_ptr(driver) as *const ();
+    if LAST_ACTOR.get() != actor {
+        let set = LAST_DRIVER.with(|d| match d.try_borrow_mut() {
+            Ok(mut d) => {
+                *d = Some(driver.clone());
+                true
+            }
+            Err(_) => false,
+        });
+        if !set {
             return;
-        };
-        match &mut *l {
-            // The same actor as last time: no reference count to touch.
-            Some((d, c)) if std::ptr::addr_eq(Arc::as_ptr(d), Arc::as_ptr(driver)) => *c = call,
-            other => *other = Some((driver.clone(), call)),
         }
-    });
+        LAST_ACTOR.set(actor);
+    }
+    LAST_CALL.set(call);
 }
 
 /// If `call` is the call this thread sent last and `done()` is false, runs
@@ -1097,16 +1108,22 @@ pub(crate) fn note_call<A: ActorClass>(driver: &Arc<Driver<A>>, call: usize) {
 /// cooperative budget.
 #[inline]
 pub(crate) fn help_with(call: usize, cx: &mut Context<'_>, done: &mut dyn FnMut() -> bool) {
-    let driver = LAST_CALL.with(|l| {
-        let mut l = l.try_borrow_mut().ok()?;
-        match &*l {
-            Some((_, c)) if *c == call => l.take().map(|(d, _)| d),
-            _ => None,
-        }
-    });
-    let Some(driver) = driver else {
+    if LAST_CALL.get() != call {
+        return;
+    }
+    help_slow(cx, done);
+}
+
+#[inline(never)]
+fn help_slow(cx: &mut Context<'_>, done: &mut dyn FnMut() -> bool) {
+    // Not the last call any more: a ref at the same address later is
+    // another call.
+    LAST_CALL.set(0);
+    // Taken out while the calls run (they may call other actors).
+    let Some(driver) = LAST_DRIVER.with(|d| d.try_borrow_mut().ok()?.take()) else {
         return;
     };
+    LAST_ACTOR.set(std::ptr::null());
     // Only inside a tokio runtime (a task, or a `block_on`), where the
     // methods find what they would on the actor task.
     let in_tokio =
@@ -1117,15 +1134,16 @@ pub(crate) fn help_with(call: usize, cx: &mut Context<'_>, done: &mut dyn FnMut(
             restore.made_progress();
         }
     }
-    // Kept for the next call to the same actor (it is not the last call any
-    // more: a ref at the same address later is another call).
-    LAST_CALL.with(|l| {
-        if let Ok(mut l) = l.try_borrow_mut() {
-            if l.is_none() {
-                *l = Some((driver, 0));
+    // Kept for the next call to the same actor, unless the calls run here
+    // called another one meanwhile.
+    if LAST_ACTOR.get().is_null() {
+        LAST_DRIVER.with(|d| {
+            if let Ok(mut d) = d.try_borrow_mut() {
+                LAST_ACTOR.set(Arc::as_ptr(&driver) as *const ());
+                *d = Some(driver);
             }
-        }
-    });
+        });
+    }
 }
 
 /// Every call in flight costs its allocation: a pipelined caller holds a

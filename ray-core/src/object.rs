@@ -407,6 +407,11 @@ impl<T: Clone> ObjectRef<T> {
 
     fn poll_get(&self, cx: &mut Context<'_>) -> Poll<Result<T>> {
         self.help(cx);
+        self.poll_read(cx)
+    }
+
+    /// A copy of the value if ready; else registers `cx`'s waker.
+    fn poll_read(&self, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let mut state = self.slot().lock();
         match &mut *state {
             State::Ready(r) => Poll::Ready(read(r)),
@@ -475,7 +480,7 @@ impl<T: Clone> Future for GetOwned<T> {
                 }
             }
         }
-        r.poll_get(cx)
+        r.poll_read(cx)
     }
 }
 
