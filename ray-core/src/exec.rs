@@ -671,11 +671,13 @@ pub(crate) async fn actor_main<A: ActorClass>(
             info.obs.set_alive();
             tracing::debug!(class = A::NAME, actor_id = %info.id, "ray: actor alive");
             core.cpu_per_call = per_call;
-            let mut live = run_calls(&info, &driver, Live::new(core, rx), &mut early).await;
+            // Into the driver at once: the task's future keeps no room for
+            // the actor (it is the driver's while the task runs).
+            driver.install(Live::new(core, rx));
+            let (back, drained) = run_calls(&info, &driver, &mut early).await;
+            rx = back;
             leftovers.append(&mut early);
-            leftovers.extend(live.core.frontier.drain());
-            rx = live.rx;
-            drop(live.core);
+            leftovers.extend(drained);
         }
         Err(message) => {
             let err = info.set_dead(Error::ActorCreationFailed {
@@ -721,21 +723,20 @@ async fn finish<A>(
 
 /// Runs the calls that arrived before placement (`early`), then every call
 /// from the mailbox, until the actor dies or every handle is gone. Calls of
-/// `early` not run are left in it. Returns the actor (its core and mailbox).
+/// `early` not run are left in it. Then drops the actor and returns its
+/// mailbox and the calls left in its reorder buffers, to fail.
 ///
-/// The actor stays in `driver`, where a caller about to wait for its own
+/// The actor is in `driver` (installed by the caller), where a caller about to wait for its own
 /// call may run the queued calls itself while the task waits for mail (see
 /// [`Driver`]); the task holds it for everything else.
 async fn run_calls<A: ActorClass>(
     info: &ActorInfo,
     driver: &Driver<A>,
-    live: Live<A>,
     early: &mut Vec<Envelope<A>>,
-) -> Live<A> {
+) -> (mpsc::UnboundedReceiver<Msg<A>>, Vec<Envelope<A>>) {
     // Declared first, so dropped last: after the flag below is released.
     let _installed = Installed(driver);
     let mut held = std::future::poll_fn(|cx| driver.poll_hold(cx)).await;
-    *held.slot() = Some(live);
     let live = held.live();
     let mut queued = std::mem::take(early).into_iter();
     while let Some(env) = queued.next() {
@@ -743,7 +744,7 @@ async fn run_calls<A: ActorClass>(
         if info.stop_requested() {
             env.fail(info.death_error(), info);
             early.extend(queued);
-            return held.take();
+            return held.retire();
         }
         // Admitted in two steps: the common case (a ready synchronous call)
         // runs without building a future, and only waits, async methods and
@@ -755,7 +756,7 @@ async fn run_calls<A: ActorClass>(
         };
         if admitted.is_err() {
             early.extend(queued);
-            return held.take();
+            return held.retire();
         }
     }
     let mut held = Some(held);
@@ -777,7 +778,7 @@ async fn run_calls<A: ActorClass>(
             }
         };
         if !went_on {
-            return h.take();
+            return h.retire();
         }
     }
 }
@@ -894,11 +895,15 @@ impl<'a, A: 'static> Held<'a, A> {
             .expect("the actor task installed the actor")
     }
 
-    /// Takes the actor out for good (the task is done with it).
-    fn take(&mut self) -> Live<A> {
-        self.slot()
+    /// Takes the actor out for good and drops it: its mailbox and the calls
+    /// left in its reorder buffers are what remains to fail.
+    fn retire(&mut self) -> (mpsc::UnboundedReceiver<Msg<A>>, Vec<Envelope<A>>) {
+        let mut live = self
+            .slot()
             .take()
-            .expect("the actor task installed the actor")
+            .expect("the actor task installed the actor");
+        let drained = live.core.frontier.drain();
+        (live.rx, drained)
     }
 }
 
@@ -918,6 +923,18 @@ impl<A: 'static> Driver<A> {
             missed: AtomicBool::new(false),
             missed_waker: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Puts the built actor in (before its task serves it). Callers only
+    /// glance at the empty driver until then, so this waits for nobody.
+    pub(crate) fn install(&self, live: Live<A>) {
+        let mut held = loop {
+            match self.try_hold() {
+                Some(h) => break h,
+                None => std::hint::spin_loop(),
+            }
+        };
+        *held.slot() = Some(live);
     }
 
     /// Whether callers may run this actor's calls.
