@@ -792,6 +792,11 @@ pub(crate) struct Live<A: 'static> {
     handoff: Option<Handoff<A>>,
     /// The actor task's waker, for a caller that hands it something.
     task: Option<Waker>,
+    /// How many times callers ran calls (some runs are timed).
+    helps: u32,
+    /// Callers leave this many more chances to run calls to the actor task:
+    /// set when a timed run kept its caller busy too long.
+    help_pause: u32,
 }
 
 impl<A: 'static> Live<A> {
@@ -801,6 +806,8 @@ impl<A: 'static> Live<A> {
             rx,
             handoff: None,
             task: None,
+            helps: 0,
+            help_pause: 0,
         }
     }
 }
@@ -841,6 +848,13 @@ fn process<A: ActorClass>(info: &ActorInfo, live: &mut Live<A>, msg: Msg<A>) -> 
 /// How many calls a helping caller runs at most before it waits like any
 /// other caller.
 const HELP_BUDGET: usize = 64;
+
+/// How long a caller may be kept busy running calls before its actor's
+/// callers stop running calls (see [`Driver`]'s `help`).
+const SLOW_HELP: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// How many chances to run calls callers then leave to the actor task.
+const HELP_PAUSE: u32 = 256;
 
 /// An actor, shared by its task and its callers.
 ///
@@ -1054,7 +1068,19 @@ impl<A: ActorClass> Help for Driver<A> {
         let mut wake = None;
         if let Some(mut held) = self.try_hold() {
             if let Some(live) = held.slot().as_mut() {
-                if live.handoff.is_none() {
+                if live.help_pause > 0 {
+                    live.help_pause -= 1;
+                } else if live.handoff.is_none() {
+                    // A caller running calls is busy until they return, as
+                    // with a synchronous call (a `timeout` around its
+                    // `.await` cannot fire meanwhile). Cheap for quick
+                    // methods, which are what this is for: some runs are
+                    // timed (the first ones, then one in 32), and after one
+                    // that took over a millisecond, callers leave the next
+                    // 256 chances to the actor task, then try again.
+                    let timed = live.helps < 8 || live.helps % 32 == 0;
+                    live.helps = live.helps.wrapping_add(1);
+                    let t0 = timed.then(std::time::Instant::now);
                     // The calls run as the actor's, not as the waiting task's.
                     crate::runtime::outside_task(|| {
                         for _ in 0..HELP_BUDGET {
@@ -1072,6 +1098,11 @@ impl<A: ActorClass> Help for Driver<A> {
                         }
                         live.core.give_back_kept_cpu(&self.info);
                     });
+                    if t0.is_some_and(|t0| t0.elapsed() > SLOW_HELP) {
+                        live.help_pause = HELP_PAUSE;
+                        // The next run after the pause is timed.
+                        live.helps = 0;
+                    }
                 }
                 if live.handoff.is_some() {
                     wake = live.task.clone();
