@@ -3,7 +3,7 @@
 //! runs calls in order, checkpoints and rebuilds lives in `core.rs`.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -968,14 +968,16 @@ impl<A: 'static> Driver<A> {
     }
 
     /// The actor task takes the flag; if a caller holds it, the caller
-    /// wakes the task when done (it checks after releasing the flag, so
-    /// either the retry here succeeds or the caller sees `missed`).
+    /// wakes the task when done. The two fences make that airtight: either
+    /// the retry here sees the flag released, or the caller (fence, then
+    /// reading `missed`) sees `missed` set.
     fn poll_hold(&self, cx: &mut Context<'_>) -> Poll<Held<'_, A>> {
         if let Some(h) = self.try_hold() {
             return Poll::Ready(h);
         }
         *self.missed_waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
-        self.missed.store(true, Ordering::SeqCst);
+        self.missed.store(true, Ordering::Release);
+        fence(Ordering::SeqCst);
         match self.try_hold() {
             Some(h) => Poll::Ready(h),
             None => Poll::Pending,
@@ -985,7 +987,8 @@ impl<A: 'static> Driver<A> {
     /// Wakes the actor task if it found the flag held meanwhile. Called by a
     /// caller once it released the flag.
     fn wake_missed(&self) {
-        if self.missed.swap(false, Ordering::SeqCst) {
+        fence(Ordering::SeqCst);
+        if self.missed.load(Ordering::Relaxed) && self.missed.swap(false, Ordering::Acquire) {
             let w = self
                 .missed_waker
                 .lock()
