@@ -54,6 +54,13 @@ impl Probe {
         seq
     }
 
+    /// Spawns a tokio task from a synchronous method: needs the runtime's
+    /// context wherever the method runs.
+    pub fn spawn_one(&self) -> bool {
+        drop(tokio::spawn(async {}));
+        tokio::runtime::Handle::try_current().is_ok()
+    }
+
     /// A synchronous method that keeps its thread busy.
     pub fn linger(&self, ms: u64) -> Option<tokio::task::Id> {
         std::thread::sleep(Duration::from_millis(ms));
@@ -147,6 +154,28 @@ async fn callers_pause_running_the_calls_of_a_slow_actor() {
         }
     }
     assert!(by_caller > 0, "the pause never ended");
+}
+
+/// A plain thread waiting with `get_blocking` runs its calls too, inside
+/// the actor's runtime (a method can spawn tasks there).
+#[test]
+fn a_plain_thread_runs_its_calls_inside_the_actors_runtime() {
+    std::thread::spawn(|| {
+        let _ray = ray::init(Config::default()).unwrap();
+        let probe = Probe::remote().unwrap();
+        probe.push(0, 0).get_blocking().unwrap();
+        let mut by_caller = 0;
+        for i in 0..200u32 {
+            assert!(probe.spawn_one().get_blocking().unwrap());
+            // Run here (no tokio task) or by the actor task, in order.
+            let (task, _) = probe.whereami().get_blocking().unwrap();
+            by_caller += u32::from(task.is_none());
+            assert_eq!(probe.push(1, i).get_blocking().unwrap(), i as usize + 2);
+        }
+        assert!(by_caller > 0, "no call ran on the waiting thread");
+    })
+    .join()
+    .unwrap();
 }
 
 /// Calls not awaited at once are run by the actor task as before.

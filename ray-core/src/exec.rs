@@ -881,6 +881,10 @@ pub(crate) struct Driver<A: 'static> {
     /// Callers may run calls (not for actors holding lifetime resources:
     /// their GPU IDs belong to the actor task's thread).
     helpable: bool,
+    /// The runtime the actor task runs on: a caller outside any tokio task
+    /// enters it while it runs calls, so that they find what they would on
+    /// the actor task (`tokio::spawn`, timers, `Handle::current`).
+    rt: tokio::runtime::Handle,
     /// The task found the flag set by a caller: the caller wakes it.
     missed: AtomicBool,
     /// The task's waker for that case.
@@ -928,12 +932,13 @@ impl<A: 'static> Drop for Held<'_, A> {
 }
 
 impl<A: 'static> Driver<A> {
-    pub(crate) fn new(info: Arc<ActorInfo>, helpable: bool) -> Self {
+    pub(crate) fn new(info: Arc<ActorInfo>, helpable: bool, rt: tokio::runtime::Handle) -> Self {
         Driver {
             info,
             held: AtomicBool::new(false),
             live: UnsafeCell::new(None),
             helpable,
+            rt,
             missed: AtomicBool::new(false),
             missed_waker: std::sync::Mutex::new(None),
         }
@@ -1063,11 +1068,13 @@ impl<A: 'static> Drop for Installed<'_, A> {
 pub(crate) trait Help: Send + Sync {
     /// Runs queued calls until `done()`, the mailbox is empty, the budget is
     /// spent or something needs the actor task; nothing if the actor is busy.
-    fn help(&self, done: &mut dyn FnMut() -> bool);
+    /// `enter`: the caller is not a tokio task, so the actor's runtime is
+    /// entered meanwhile.
+    fn help(&self, done: &mut dyn FnMut() -> bool, enter: bool);
 }
 
 impl<A: ActorClass> Help for Driver<A> {
-    fn help(&self, done: &mut dyn FnMut() -> bool) {
+    fn help(&self, done: &mut dyn FnMut() -> bool, enter: bool) {
         let mut wake = None;
         if let Some(mut held) = self.try_hold() {
             if let Some(live) = held.slot().as_mut() {
@@ -1084,6 +1091,7 @@ impl<A: ActorClass> Help for Driver<A> {
                     let timed = live.helps < 8 || live.helps % 32 == 0;
                     live.helps = live.helps.wrapping_add(1);
                     let t0 = timed.then(std::time::Instant::now);
+                    let _entered = enter.then(|| self.rt.enter());
                     // The calls run as the actor's, not as the waiting task's.
                     crate::runtime::outside_task(|| {
                         for _ in 0..HELP_BUDGET {
@@ -1155,8 +1163,7 @@ pub(crate) fn note_call<A: ActorClass>(driver: &Arc<Driver<A>>, call: usize) {
 
 /// If `call` is the call this thread sent last and `done()` is false, runs
 /// the actor's queued calls up to it here, when the actor is idle (see
-/// [`Driver`]). Only inside a tokio runtime, and within the task's
-/// cooperative budget.
+/// [`Driver`]), within the task's cooperative budget.
 #[inline]
 pub(crate) fn help_with(call: usize, cx: &mut Context<'_>, done: &mut dyn FnMut() -> bool) {
     if LAST_CALL.get() != call {
@@ -1175,13 +1182,11 @@ fn help_slow(cx: &mut Context<'_>, done: &mut dyn FnMut() -> bool) {
         return;
     };
     LAST_ACTOR.set(std::ptr::null());
-    // Only inside a tokio runtime (a task, or a `block_on`), where the
-    // methods find what they would on the actor task.
-    let in_tokio =
-        || tokio::task::try_id().is_some() || tokio::runtime::Handle::try_current().is_ok();
-    if !done() && in_tokio() {
+    if !done() {
         if let Poll::Ready(restore) = tokio::task::coop::poll_proceed(cx) {
-            driver.help(done);
+            // Outside a tokio task (a `block_on`, `get_blocking` on a plain
+            // thread) the actor's runtime is entered while the calls run.
+            driver.help(done, tokio::task::try_id().is_none());
             restore.made_progress();
         }
     }
