@@ -778,11 +778,7 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
         let (tx, rx) = mpsc::unbounded_channel();
         // Callers may run the calls of actors without lifetime resources.
         let helpable = !matches!(placement, Placement::Lifetime(_));
-        let driver = Arc::new(Driver::new(
-            info.clone(),
-            helpable,
-            rt.tokio_handle().clone(),
-        ));
+        let driver = Arc::new(Driver::new(info.clone(), helpable));
         let shared = Arc::new(ActorShared {
             info: info.clone(),
             mode: Mode::Remote(tx, driver.clone()),

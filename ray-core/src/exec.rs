@@ -881,10 +881,7 @@ pub(crate) struct Driver<A: 'static> {
     /// Callers may run calls (not for actors holding lifetime resources:
     /// their GPU IDs belong to the actor task's thread).
     helpable: bool,
-    /// The runtime the actor task runs on: a caller outside any tokio task
-    /// enters it while it runs calls, so that they find what they would on
-    /// the actor task (`tokio::spawn`, timers, `Handle::current`).
-    rt: tokio::runtime::Handle,
+
     /// The task found the flag set by a caller: the caller wakes it.
     missed: AtomicBool,
     /// The task's waker for that case.
@@ -932,13 +929,12 @@ impl<A: 'static> Drop for Held<'_, A> {
 }
 
 impl<A: 'static> Driver<A> {
-    pub(crate) fn new(info: Arc<ActorInfo>, helpable: bool, rt: tokio::runtime::Handle) -> Self {
+    pub(crate) fn new(info: Arc<ActorInfo>, helpable: bool) -> Self {
         Driver {
             info,
             held: AtomicBool::new(false),
             live: UnsafeCell::new(None),
             helpable,
-            rt,
             missed: AtomicBool::new(false),
             missed_waker: std::sync::Mutex::new(None),
         }
@@ -1075,6 +1071,16 @@ pub(crate) trait Help: Send + Sync {
 
 impl<A: ActorClass> Help for Driver<A> {
     fn help(&self, done: &mut dyn FnMut() -> bool, enter: bool) {
+        // A caller outside any tokio task enters the runtime the actor task
+        // runs on, so that the calls find what they would there
+        // (`tokio::spawn`, timers, `Handle::current`); none, no help.
+        let rt = match enter {
+            true => match self.info.runtime() {
+                Some(rt) => Some(rt),
+                None => return,
+            },
+            false => None,
+        };
         let mut wake = None;
         if let Some(mut held) = self.try_hold() {
             if let Some(live) = held.slot().as_mut() {
@@ -1091,7 +1097,7 @@ impl<A: ActorClass> Help for Driver<A> {
                     let timed = live.helps < 8 || live.helps % 32 == 0;
                     live.helps = live.helps.wrapping_add(1);
                     let t0 = timed.then(std::time::Instant::now);
-                    let _entered = enter.then(|| self.rt.enter());
+                    let _entered = rt.as_ref().map(|rt| rt.tokio_handle().enter());
                     // The calls run as the actor's, not as the waiting task's.
                     crate::runtime::outside_task(|| {
                         for _ in 0..HELP_BUDGET {
