@@ -93,6 +93,26 @@ impl Drop for Tracked {
     }
 }
 
+/// An object's ID is drawn on first use: readers racing for it on many
+/// threads all get the same one, and it stays.
+#[test]
+fn racing_readers_of_an_id_agree() {
+    for _ in 0..200 {
+        let r = ray::put(7u64);
+        let ids: Vec<ray::ObjectId> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    let r = r.clone();
+                    s.spawn(move || r.id())
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+        assert_eq!(r.id(), ids[0]);
+    }
+}
+
 #[tokio::test]
 async fn put_get_and_refs_read_many_times() {
     let _ray = ray::init(Config::default()).unwrap();

@@ -726,9 +726,9 @@ async fn finish<A>(
 /// `early` not run are left in it. Then drops the actor and returns its
 /// mailbox and the calls left in its reorder buffers, to fail.
 ///
-/// The actor is in `driver` (installed by the caller), where a caller about to wait for its own
-/// call may run the queued calls itself while the task waits for mail (see
-/// [`Driver`]); the task holds it for everything else.
+/// The actor is in `driver` (installed by the caller), where a caller about
+/// to wait for its own call may run the queued calls itself while the task
+/// waits for mail (see [`Driver`]); the task holds it for everything else.
 async fn run_calls<A: ActorClass>(
     info: &ActorInfo,
     driver: &Driver<A>,
@@ -787,8 +787,8 @@ async fn run_calls<A: ActorClass>(
 /// (the task's [`Driver::serve`] or a helping caller) hands to the task's
 /// async side.
 pub(crate) struct Live<A: 'static> {
-    pub(crate) core: ActorCore<A>,
-    pub(crate) rx: mpsc::UnboundedReceiver<Msg<A>>,
+    core: ActorCore<A>,
+    rx: mpsc::UnboundedReceiver<Msg<A>>,
     handoff: Option<Handoff<A>>,
     /// The actor task's waker, for a caller that hands it something.
     task: Option<Waker>,
@@ -881,7 +881,6 @@ pub(crate) struct Driver<A: 'static> {
     /// Callers may run calls (not for actors holding lifetime resources:
     /// their GPU IDs belong to the actor task's thread).
     helpable: bool,
-
     /// The task found the flag set by a caller: the caller wakes it.
     missed: AtomicBool,
     /// The task's waker for that case.
@@ -897,7 +896,6 @@ unsafe impl<A: Send + 'static> Sync for Driver<A> {}
 pub(crate) struct Held<'a, A: 'static>(&'a Driver<A>);
 
 impl<'a, A: 'static> Held<'a, A> {
-    #[allow(clippy::mut_from_ref)]
     fn slot(&mut self) -> &mut Option<Live<A>> {
         // SAFETY: the flag is held (see `Driver`); `&mut self` is unique.
         unsafe { &mut *self.0.live.get() }
@@ -1148,6 +1146,9 @@ thread_local! {
 #[inline]
 pub(crate) fn note_call<A: ActorClass>(driver: &Arc<Driver<A>>, call: usize) {
     if !driver.helpable() {
+        // Not to be run by its caller; nor is the call noted before (its
+        // address may be this call's now).
+        LAST_CALL.set(0);
         return;
     }
     let actor = Arc::as_ptr(driver) as *const ();
