@@ -5,6 +5,7 @@
 //! runs the calls, under random interleavings.
 
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -311,4 +312,69 @@ async fn order_and_exactly_once_hold_whoever_runs_the_calls() {
             assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "seed {seed}: key {key}");
         }
     }
+}
+
+/// Callers on OS threads (`get_blocking`) and on tokio tasks run calls of
+/// one actor while its task runs others: the actor task, finding the actor
+/// taken, must always be woken to take over (no call may wait forever).
+#[test]
+fn threads_and_tasks_running_calls_never_strand_one() {
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
+    let ray = rt.block_on(async { ray::init(Config::default()) }).unwrap();
+    let probe = rt.block_on(async { Probe::remote() }).unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    for key in 0..6u32 {
+        let p = probe.clone();
+        let rt = rt.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            if key < 3 {
+                // A plain thread: runs calls inside the actor's runtime.
+                for seq in 0..2000u32 {
+                    let r = match seq % 7 {
+                        0 => p.push_slowly(key, seq, 1),
+                        _ => p.push(key, seq),
+                    };
+                    r.get_blocking().unwrap();
+                }
+            } else {
+                rt.block_on(async move {
+                    tokio::spawn(async move {
+                        for seq in 0..2000u32 {
+                            let r = p.push(key, seq);
+                            if seq % 5 == 0 {
+                                // The actor task may get to it first.
+                                tokio::task::yield_now().await;
+                            }
+                            r.await.unwrap();
+                        }
+                    })
+                    .await
+                    .unwrap()
+                });
+            }
+            done.send(key).unwrap();
+        });
+    }
+    for _ in 0..6 {
+        finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a caller's calls hung");
+    }
+    let entries = rt.block_on(probe.entries().into_future()).unwrap();
+    let mut per_key: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (k, s) in entries {
+        per_key.entry(k).or_default().push(s);
+    }
+    for key in 0..6u32 {
+        assert_eq!(per_key[&key], (0..2000).collect::<Vec<_>>(), "key {key}");
+    }
+    drop(probe);
+    rt.block_on(ray.shutdown());
 }
