@@ -181,9 +181,6 @@ pub trait Returns: 'static {
     /// kept outside the call, and the inline part.
     #[doc(hidden)]
     fn call_channel() -> (Option<Self::Refs>, Option<Self::CallSink>, Self::Inline);
-    /// An inline part nobody reads (a replay entry's).
-    #[doc(hidden)]
-    fn unread_inline() -> Self::Inline;
     /// Delivers a method call's result; returns the error if no caller can
     /// see it, and the waiters of the inline result to wake.
     #[doc(hidden)]
@@ -218,9 +215,6 @@ impl<T: Send + Clone + 'static> Returns for One<T> {
     fn call_channel() -> (Option<ObjectRef<T>>, Option<()>, Slot<T>) {
         (None, None, Slot::new())
     }
-    fn unread_inline() -> Slot<T> {
-        Slot::new()
-    }
     #[inline]
     fn deliver_call(inline: &Slot<T>, _: Option<()>, result: Stored<T>) -> (Option<Error>, Wake) {
         (None, inline.complete_later(result))
@@ -249,7 +243,6 @@ impl Returns for Zero {
     fn call_channel() -> (Option<()>, Option<()>, ()) {
         (Some(()), None, ())
     }
-    fn unread_inline() {}
     fn deliver_call(_: &(), _: Option<()>, result: Stored<()>) -> (Option<Error>, Wake) {
         (result.err().map(|e| *e), Wake::default())
     }
@@ -284,8 +277,7 @@ macro_rules! many {
                 let (refs, sink) = Self::channel();
                 (Some(refs), Some(sink), ())
             }
-            fn unread_inline() {}
-            fn deliver_call(_: &(), sink: Option<Self::Sink>, result: Stored<Self::Payload>) -> (Option<Error>, Wake) {
+                    fn deliver_call(_: &(), sink: Option<Self::Sink>, result: Stored<Self::Payload>) -> (Option<Error>, Wake) {
                 (sink.and_then(|sink| Self::deliver(sink, result.map_err(|e| *e))), Wake::default())
             }
             fn lose_call(_: &(), sink: Option<Self::Sink>) {

@@ -289,6 +289,58 @@ fn settle<P>(
     (Err(Box::new(result)), Outcome { ran: true, panic })
 }
 
+/// Runs a method: takes the arguments (with `keep_args`, a copy, so that
+/// the call can run again), runs it catching panics, and leaves the result
+/// in `result`.
+fn run_method<'a, A: Send, Args: ArgTuple, P: Send + 'static>(
+    args: &mut Option<Args>,
+    invoke: &'static Invoke<A, Args::Values, P>,
+    result: &'a mut Option<Stored<P>>,
+    actor: &'a mut A,
+    desc: &'static MethodDescriptor,
+    keep_args: bool,
+) -> Running<'a> {
+    let taken = if keep_args {
+        args.as_ref().map(|a| a.duplicate().take())
+    } else {
+        args.take().map(ArgTuple::take)
+    };
+    let values = match taken {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => {
+            *result = Some(Err(Box::new(e)));
+            return Running::Done(Outcome {
+                ran: false,
+                panic: None,
+            });
+        }
+        None => {
+            *result = Some(Err(Box::new(Error::invalid(
+                "internal: a call ran twice (please report)",
+            ))));
+            return Running::Done(Outcome {
+                ran: false,
+                panic: None,
+            });
+        }
+    };
+    match *invoke {
+        Invoke::Sync(f) => {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(actor, values)))
+                .map_err(|p| panic_message(&*p));
+            let (stored, outcome) = settle(desc, r);
+            *result = Some(stored);
+            Running::Done(outcome)
+        }
+        Invoke::Async(f) => Running::Pending(Box::pin(async move {
+            let r = catch_unwind(f(actor, values)).await;
+            let (stored, outcome) = settle(desc, r);
+            *result = Some(stored);
+            outcome
+        })),
+    }
+}
+
 impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A, Args, R> {
     unsafe fn is_ready(&self) -> bool {
         // SAFETY: the caller's promise (the trait's contract).
@@ -311,49 +363,16 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
         desc: &'static MethodDescriptor,
         keep_args: bool,
     ) -> Running<'a> {
-        // SAFETY: the caller's promise; `st` is not used once the future
-        // below exists.
+        // SAFETY: the caller's promise covers the returned future's life.
         let st = unsafe { self.state() };
-        let taken = if keep_args {
-            st.args.as_ref().map(|a| a.duplicate().take())
-        } else {
-            st.args.take().map(ArgTuple::take)
-        };
-        let values = match taken {
-            Some(Ok(v)) => v,
-            Some(Err(e)) => {
-                st.result = Some(Err(Box::new(e)));
-                return Running::Done(Outcome {
-                    ran: false,
-                    panic: None,
-                });
-            }
-            None => {
-                st.result = Some(Err(Box::new(Error::invalid(
-                    "internal: a call ran twice (please report)",
-                ))));
-                return Running::Done(Outcome {
-                    ran: false,
-                    panic: None,
-                });
-            }
-        };
-        match *st.invoke {
-            Invoke::Sync(f) => {
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(actor, values)))
-                    .map_err(|p| panic_message(&*p));
-                let (result, outcome) = settle(desc, r);
-                st.result = Some(result);
-                Running::Done(outcome)
-            }
-            Invoke::Async(f) => Running::Pending(Box::pin(async move {
-                let r = catch_unwind(f(actor, values)).await;
-                let (result, outcome) = settle(desc, r);
-                // SAFETY: the caller's promise covers the future's life.
-                unsafe { self.state() }.result = Some(result);
-                outcome
-            })),
-        }
+        run_method(
+            &mut st.args,
+            st.invoke,
+            &mut st.result,
+            actor,
+            desc,
+            keep_args,
+        )
     }
 
     unsafe fn finish(&self) -> (Option<Error>, Wake) {
@@ -381,9 +400,7 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
         // SAFETY: the caller's promise.
         let st = unsafe { self.state() };
         let args = st.args.take()?;
-        let mut entry = MethodCall::<A, Args, R>::new(R::unread_inline(), args, None, st.invoke);
-        // Its results went out with the original call.
-        entry.state.get_mut().done = true;
+        let entry = ReplayEntry::<A, Args, R::Payload>::new(args, st.invoke);
         Some(Envelope::new(CallBox::new(handle, desc, entry), counter))
     }
 
@@ -401,6 +418,114 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
         if !std::mem::replace(&mut st.done, true) {
             R::lose_call(&self.inline, st.sink.take());
         }
+    }
+}
+
+/// A call kept in the replay log: its arguments and method, and no result
+/// slot (its results went out with the original call, whose slot belongs
+/// to the callers). Smaller than the call (a log holds up to
+/// `max_replay_log` of them).
+pub(crate) struct ReplayEntry<A: 'static, Args: ArgTuple, P: 'static> {
+    state: UnsafeCell<ReplayState<A, Args, P>>,
+}
+
+struct ReplayState<A: 'static, Args: ArgTuple, P: 'static> {
+    args: Option<Args>,
+    invoke: &'static Invoke<A, Args::Values, P>,
+    /// Between `run` and `finish`; goes nowhere.
+    result: Option<Stored<P>>,
+}
+
+// SAFETY: as for `MethodCall`: the state is only accessed through the
+// entry's one `Envelope`.
+unsafe impl<A: 'static, Args: ArgTuple, P: Send + 'static> Sync for ReplayEntry<A, Args, P> {}
+
+impl<A: 'static, Args: ArgTuple, P: 'static> ReplayEntry<A, Args, P> {
+    fn new(args: Args, invoke: &'static Invoke<A, Args::Values, P>) -> Self {
+        ReplayEntry {
+            state: UnsafeCell::new(ReplayState {
+                args: Some(args),
+                invoke,
+                result: None,
+            }),
+        }
+    }
+
+    /// # Safety
+    /// As for [`MethodCall::state`].
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn state(&self) -> &mut ReplayState<A, Args, P> {
+        // SAFETY: the caller's promise.
+        unsafe { &mut *self.state.get() }
+    }
+}
+
+impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A> for ReplayEntry<A, Args, P> {
+    unsafe fn is_ready(&self) -> bool {
+        // SAFETY: the caller's promise (the trait's contract).
+        let st = unsafe { self.state() };
+        st.args.as_ref().is_none_or(|a| a.is_ready())
+    }
+
+    unsafe fn wait_ready(&self) -> BoxFuture<'static, ()> {
+        // SAFETY: the caller's promise.
+        match &unsafe { self.state() }.args {
+            Some(a) => a.wait_ready(),
+            None => Box::pin(async {}),
+        }
+    }
+
+    unsafe fn run<'a>(
+        &'a self,
+        actor: &'a mut A,
+        desc: &'static MethodDescriptor,
+        keep_args: bool,
+    ) -> Running<'a> {
+        // SAFETY: the caller's promise covers the returned future's life.
+        let st = unsafe { self.state() };
+        run_method(
+            &mut st.args,
+            st.invoke,
+            &mut st.result,
+            actor,
+            desc,
+            keep_args,
+        )
+    }
+
+    unsafe fn finish(&self) -> (Option<Error>, Wake) {
+        // SAFETY: the caller's promise. The result goes nowhere.
+        unsafe { self.state() }.result = None;
+        (None, Wake::default())
+    }
+
+    unsafe fn has_args(&self) -> bool {
+        // SAFETY: the caller's promise.
+        unsafe { self.state() }.args.is_some()
+    }
+
+    unsafe fn replay_entry(
+        &self,
+        handle: ActorHandleId,
+        counter: u64,
+        desc: &'static MethodDescriptor,
+    ) -> Option<Envelope<A>> {
+        // SAFETY: the caller's promise.
+        let st = unsafe { self.state() };
+        let args = st.args.take()?;
+        let entry = ReplayEntry::<A, Args, P>::new(args, st.invoke);
+        Some(Envelope::new(CallBox::new(handle, desc, entry), counter))
+    }
+
+    unsafe fn fail(&self, _: Error) -> Option<Error> {
+        None
+    }
+
+    unsafe fn abandon(&self) {
+        // SAFETY: the caller's promise.
+        let st = unsafe { self.state() };
+        st.args = None;
+        st.result = None;
     }
 }
 
@@ -426,12 +551,12 @@ impl<B: ?Sized> std::fmt::Debug for CallBox<B> {
     }
 }
 
-impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBox<MethodCall<A, Args, R>> {
+impl<B> CallBox<B> {
     /// A new call sent by `handle` (its counter set at the send).
     pub(crate) fn new(
         handle: ActorHandleId,
         desc: &'static MethodDescriptor,
-        body: MethodCall<A, Args, R>,
+        body: B,
     ) -> Arc<Self> {
         Arc::new(CallBox {
             handle,
@@ -1229,6 +1354,13 @@ mod size {
             std::mem::size_of::<Call>() <= 136,
             "a call grew to {} bytes",
             std::mem::size_of::<Call>()
+        );
+        // Its replay log entry, without a slot: 104 bytes, a 112-byte chunk.
+        type Entry = CallBox<ReplayEntry<Z, (Arg<u64>,), u64>>;
+        assert!(
+            std::mem::size_of::<Entry>() <= 88,
+            "a replay entry grew to {} bytes",
+            std::mem::size_of::<Entry>()
         );
     }
 }
