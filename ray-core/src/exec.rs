@@ -3,7 +3,7 @@
 //! runs calls in order, checkpoints and rebuilds lives in `core.rs`.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -15,6 +15,7 @@ use crate::call::{ArgTuple, BoxFuture, Many, MethodDescriptor, One, Returns, Zer
 pub(crate) use crate::core::ActorCore;
 use crate::core::Step;
 use crate::error::Error;
+use crate::flag::HoldFlag;
 use crate::ids::ActorHandleId;
 use crate::object::{ObjectRef, Slot, SlotHolder, Stored, Wake};
 use crate::observe::EventName;
@@ -999,20 +1000,16 @@ const HELP_PAUSE: u32 = 256;
 /// once done.
 pub(crate) struct Driver<A: 'static> {
     info: Arc<ActorInfo>,
-    held: AtomicBool,
+    flag: HoldFlag,
     /// The actor; `None` before it is built and after it stopped. Accessed
-    /// only by whoever set `held`.
+    /// only by whoever holds `flag`.
     live: UnsafeCell<Option<Live<A>>>,
     /// Callers may run calls (not for actors holding lifetime resources:
     /// their GPU IDs belong to the actor task's thread).
     helpable: bool,
-    /// The task found the flag set by a caller: the caller wakes it.
-    missed: AtomicBool,
-    /// The task's waker for that case.
-    missed_waker: std::sync::Mutex<Option<Waker>>,
 }
 
-// SAFETY: `live` is only accessed by the holder of `held` (acquired with
+// SAFETY: `live` is only accessed by the holder of `flag` (taken with
 // `Acquire`, released with `Release`), so never from two threads at once;
 // moving it between threads needs `Send`, which its parts are.
 unsafe impl<A: Send + 'static> Sync for Driver<A> {}
@@ -1047,7 +1044,7 @@ impl<'a, A: 'static> Held<'a, A> {
 
 impl<A: 'static> Drop for Held<'_, A> {
     fn drop(&mut self) {
-        self.0.held.store(false, Ordering::Release);
+        self.0.flag.release();
     }
 }
 
@@ -1055,11 +1052,9 @@ impl<A: 'static> Driver<A> {
     pub(crate) fn new(info: Arc<ActorInfo>, helpable: bool) -> Self {
         Driver {
             info,
-            held: AtomicBool::new(false),
+            flag: HoldFlag::new(),
             live: UnsafeCell::new(None),
             helpable,
-            missed: AtomicBool::new(false),
-            missed_waker: std::sync::Mutex::new(None),
         }
     }
 
@@ -1083,45 +1078,20 @@ impl<A: 'static> Driver<A> {
 
     #[inline]
     fn try_hold(&self) -> Option<Held<'_, A>> {
-        self.held
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-            // Lazily: a `Held` made and dropped on failure would release
-            // the flag its holder still holds.
-            .then(|| Held(self))
+        // Lazily: a `Held` made and dropped on failure would release the
+        // flag its holder still holds.
+        self.flag.try_take().then(|| Held(self))
     }
 
-    /// The actor task takes the flag; if a caller holds it, the caller
-    /// wakes the task when done. The two fences make that airtight: either
-    /// the retry here sees the flag released, or the caller (fence, then
-    /// reading `missed`) sees `missed` set.
+    /// The actor task takes the flag, or is woken once it is released.
     fn poll_hold(&self, cx: &mut Context<'_>) -> Poll<Held<'_, A>> {
-        if let Some(h) = self.try_hold() {
-            return Poll::Ready(h);
-        }
-        *self.missed_waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
-        self.missed.store(true, Ordering::Release);
-        fence(Ordering::SeqCst);
-        match self.try_hold() {
-            Some(h) => Poll::Ready(h),
-            None => Poll::Pending,
-        }
+        self.flag.poll_take(cx).map(|()| Held(self))
     }
 
-    /// Wakes the actor task if it found the flag held meanwhile. Called by a
+    /// Wakes the actor task if it found the flag taken meanwhile. Called by a
     /// caller once it released the flag.
     fn wake_missed(&self) {
-        fence(Ordering::SeqCst);
-        if self.missed.load(Ordering::Relaxed) && self.missed.swap(false, Ordering::Acquire) {
-            let w = self
-                .missed_waker
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-            if let Some(w) = w {
-                w.wake();
-            }
-        }
+        self.flag.wake_missed();
     }
 }
 

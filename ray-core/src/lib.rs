@@ -17,6 +17,7 @@ mod core;
 pub mod error;
 mod exec;
 pub mod executor;
+pub(crate) mod flag;
 pub mod function;
 pub mod ids;
 pub mod object;
