@@ -293,6 +293,7 @@ fn settle<P>(
 /// Runs a method: takes the arguments (with `keep_args`, a copy, so that
 /// the call can run again), runs it catching panics, and leaves the result
 /// in `result`.
+#[inline]
 fn run_method<'a, A: Send, Args: ArgTuple, P: Send + 'static>(
     args: &mut Option<Args>,
     invoke: &'static Invoke<A, Args::Values, P>,

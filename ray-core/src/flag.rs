@@ -72,6 +72,7 @@ impl HoldFlag {
 
     /// Wakes the actor task if it found the flag taken meanwhile. Called by
     /// a caller once it released the flag.
+    #[inline]
     pub(crate) fn wake_missed(&self) {
         fence(Ordering::SeqCst);
         if self.missed.load(Ordering::Relaxed) && self.missed.swap(false, Ordering::Acquire) {
