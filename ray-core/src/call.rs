@@ -277,7 +277,7 @@ macro_rules! many {
                 let (refs, sink) = Self::channel();
                 (Some(refs), Some(sink), ())
             }
-                    fn deliver_call(_: &(), sink: Option<Self::Sink>, result: Stored<Self::Payload>) -> (Option<Error>, Wake) {
+            fn deliver_call(_: &(), sink: Option<Self::Sink>, result: Stored<Self::Payload>) -> (Option<Error>, Wake) {
                 (sink.and_then(|sink| Self::deliver(sink, result.map_err(|e| *e))), Wake::default())
             }
             fn lose_call(_: &(), sink: Option<Self::Sink>) {

@@ -139,16 +139,111 @@ impl<A: 'static, Args: ArgTuple, R: Returns> std::fmt::Debug for MethodCall<A, A
 }
 
 struct CallState<A: 'static, Args: ArgTuple, R: Returns> {
-    args: Option<Args>,
+    job: Job<A, Args, R::Payload>,
     /// Results kept outside the call (`Many`); `None` once delivered.
     sink: Option<R::CallSink>,
-    /// A static of the generated stub's (one word per call, not two).
-    invoke: &'static Invoke<A, Args::Values, R::Payload>,
-    /// Kept between `run` and `finish`; the error boxed to keep calls small.
-    result: Option<Stored<R::Payload>>,
     /// The results went out (delivered or failed): later finishes (replay)
     /// deliver nothing.
     done: bool,
+}
+
+/// What running a call takes: its arguments, its method and, between `run`
+/// and `finish`, its result. A call's and its replay log entry's.
+struct Job<A: 'static, Args: ArgTuple, P: 'static> {
+    args: Option<Args>,
+    /// A static of the generated stub's (one word per call, not two).
+    invoke: &'static Invoke<A, Args::Values, P>,
+    /// The error boxed to keep calls small.
+    result: Option<Stored<P>>,
+}
+
+impl<A: 'static, Args: ArgTuple, P: Send + 'static> Job<A, Args, P> {
+    fn new(args: Args, invoke: &'static Invoke<A, Args::Values, P>) -> Self {
+        Job {
+            args: Some(args),
+            invoke,
+            result: None,
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        self.args.as_ref().is_none_or(|a| a.is_ready())
+    }
+
+    fn wait_ready(&self) -> BoxFuture<'static, ()> {
+        match &self.args {
+            Some(a) => a.wait_ready(),
+            None => Box::pin(async {}),
+        }
+    }
+
+    /// Runs the method: takes the arguments (with `keep_args`, a copy, so
+    /// that the call can run again), runs it catching panics, and keeps the
+    /// result.
+    #[inline]
+    fn run<'a>(
+        &'a mut self,
+        actor: &'a mut A,
+        desc: &'static MethodDescriptor,
+        keep_args: bool,
+    ) -> Running<'a>
+    where
+        A: Send,
+    {
+        let taken = if keep_args {
+            self.args.as_ref().map(|a| a.duplicate().take())
+        } else {
+            self.args.take().map(ArgTuple::take)
+        };
+        let values = match taken {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                self.result = Some(Err(Box::new(e)));
+                return Running::Done(Outcome {
+                    ran: false,
+                    panic: None,
+                });
+            }
+            None => {
+                self.result = Some(Err(Box::new(Error::invalid(
+                    "internal: a call ran twice (please report)",
+                ))));
+                return Running::Done(Outcome {
+                    ran: false,
+                    panic: None,
+                });
+            }
+        };
+        match *self.invoke {
+            Invoke::Sync(f) => {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(actor, values)))
+                    .map_err(|p| panic_message(&*p));
+                let (stored, outcome) = settle(desc, r);
+                self.result = Some(stored);
+                Running::Done(outcome)
+            }
+            Invoke::Async(f) => Running::Pending(Box::pin(async move {
+                let r = catch_unwind(f(actor, values)).await;
+                let (stored, outcome) = settle(desc, r);
+                self.result = Some(stored);
+                outcome
+            })),
+        }
+    }
+
+    /// Moves the kept arguments into a replay log entry.
+    fn entry(&mut self) -> Option<ReplayEntry<A, Args, P>> {
+        let args = self.args.take()?;
+        Some(ReplayEntry {
+            job: UnsafeCell::new(Job::new(args, self.invoke)),
+        })
+    }
+
+    /// Drops the arguments and the result.
+    fn clear(&mut self) {
+        self.args = None;
+        self.result = None;
+    }
 }
 
 // SAFETY: `inline` is `Sync` (the `Returns` contract); `state` is only
@@ -168,10 +263,8 @@ impl<A: 'static, Args: ArgTuple, R: Returns> MethodCall<A, Args, R> {
         MethodCall {
             inline,
             state: UnsafeCell::new(CallState {
-                args: Some(args),
+                job: Job::new(args, invoke),
                 sink,
-                invoke,
-                result: None,
                 done: false,
             }),
         }
@@ -290,73 +383,14 @@ fn settle<P>(
     (Err(Box::new(result)), Outcome { ran: true, panic })
 }
 
-/// Runs a method: takes the arguments (with `keep_args`, a copy, so that
-/// the call can run again), runs it catching panics, and leaves the result
-/// in `result`.
-#[inline]
-fn run_method<'a, A: Send, Args: ArgTuple, P: Send + 'static>(
-    args: &mut Option<Args>,
-    invoke: &'static Invoke<A, Args::Values, P>,
-    result: &'a mut Option<Stored<P>>,
-    actor: &'a mut A,
-    desc: &'static MethodDescriptor,
-    keep_args: bool,
-) -> Running<'a> {
-    let taken = if keep_args {
-        args.as_ref().map(|a| a.duplicate().take())
-    } else {
-        args.take().map(ArgTuple::take)
-    };
-    let values = match taken {
-        Some(Ok(v)) => v,
-        Some(Err(e)) => {
-            *result = Some(Err(Box::new(e)));
-            return Running::Done(Outcome {
-                ran: false,
-                panic: None,
-            });
-        }
-        None => {
-            *result = Some(Err(Box::new(Error::invalid(
-                "internal: a call ran twice (please report)",
-            ))));
-            return Running::Done(Outcome {
-                ran: false,
-                panic: None,
-            });
-        }
-    };
-    match *invoke {
-        Invoke::Sync(f) => {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(actor, values)))
-                .map_err(|p| panic_message(&*p));
-            let (stored, outcome) = settle(desc, r);
-            *result = Some(stored);
-            Running::Done(outcome)
-        }
-        Invoke::Async(f) => Running::Pending(Box::pin(async move {
-            let r = catch_unwind(f(actor, values)).await;
-            let (stored, outcome) = settle(desc, r);
-            *result = Some(stored);
-            outcome
-        })),
-    }
-}
-
 impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A, Args, R> {
     unsafe fn is_ready(&self) -> bool {
-        // SAFETY: the caller's promise (the trait's contract).
-        let st = unsafe { self.state() };
-        st.args.as_ref().is_none_or(|a| a.is_ready())
+        // SAFETY (every method): the caller's promise (the trait's contract).
+        unsafe { self.state() }.job.is_ready()
     }
 
     unsafe fn wait_ready(&self) -> BoxFuture<'static, ()> {
-        // SAFETY: the caller's promise.
-        let st = unsafe { self.state() };
-        match &st.args {
-            Some(a) => a.wait_ready(),
-            None => Box::pin(async {}),
-        }
+        unsafe { self.state() }.job.wait_ready()
     }
 
     unsafe fn run<'a>(
@@ -365,22 +399,13 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
         desc: &'static MethodDescriptor,
         keep_args: bool,
     ) -> Running<'a> {
-        // SAFETY: the caller's promise covers the returned future's life.
-        let st = unsafe { self.state() };
-        run_method(
-            &mut st.args,
-            st.invoke,
-            &mut st.result,
-            actor,
-            desc,
-            keep_args,
-        )
+        // The promise covers the returned future's life.
+        unsafe { self.state() }.job.run(actor, desc, keep_args)
     }
 
     unsafe fn finish(&self) -> (Option<Error>, Wake) {
-        // SAFETY: the caller's promise.
         let st = unsafe { self.state() };
-        let result = st.result.take().unwrap_or_else(|| {
+        let result = st.job.result.take().unwrap_or_else(|| {
             Err(Box::new(Error::invalid(
                 "internal: a call finished without running (please report)",
             )))
@@ -389,8 +414,7 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
     }
 
     unsafe fn has_args(&self) -> bool {
-        // SAFETY: the caller's promise.
-        unsafe { self.state() }.args.is_some()
+        unsafe { self.state() }.job.args.is_some()
     }
 
     unsafe fn replay_entry(
@@ -399,24 +423,18 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
         counter: u64,
         desc: &'static MethodDescriptor,
     ) -> Option<Envelope<A>> {
-        // SAFETY: the caller's promise.
-        let st = unsafe { self.state() };
-        let args = st.args.take()?;
-        let entry = ReplayEntry::<A, Args, R::Payload>::new(args, st.invoke);
+        let entry = unsafe { self.state() }.job.entry()?;
         Some(Envelope::new(CallBox::new(handle, desc, entry), counter))
     }
 
     unsafe fn fail(&self, err: Error) -> Option<Error> {
-        // SAFETY: the caller's promise.
         let st = unsafe { self.state() };
         self.deliver(st, Err(Box::new(err))).0
     }
 
     unsafe fn abandon(&self) {
-        // SAFETY: the caller's promise.
         let st = unsafe { self.state() };
-        st.args = None;
-        st.result = None;
+        st.job.clear();
         if !std::mem::replace(&mut st.done, true) {
             R::lose_call(&self.inline, st.sink.take());
         }
@@ -428,53 +446,32 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
 /// to the callers). Smaller than the call (a log holds up to
 /// `max_replay_log` of them).
 pub(crate) struct ReplayEntry<A: 'static, Args: ArgTuple, P: 'static> {
-    state: UnsafeCell<ReplayState<A, Args, P>>,
+    job: UnsafeCell<Job<A, Args, P>>,
 }
 
-struct ReplayState<A: 'static, Args: ArgTuple, P: 'static> {
-    args: Option<Args>,
-    invoke: &'static Invoke<A, Args::Values, P>,
-    /// Between `run` and `finish`; goes nowhere.
-    result: Option<Stored<P>>,
-}
-
-// SAFETY: as for `MethodCall`: the state is only accessed through the
-// entry's one `Envelope`.
+// SAFETY: as for `MethodCall`: the job is only accessed through the entry's
+// one `Envelope`.
 unsafe impl<A: 'static, Args: ArgTuple, P: Send + 'static> Sync for ReplayEntry<A, Args, P> {}
 
 impl<A: 'static, Args: ArgTuple, P: 'static> ReplayEntry<A, Args, P> {
-    fn new(args: Args, invoke: &'static Invoke<A, Args::Values, P>) -> Self {
-        ReplayEntry {
-            state: UnsafeCell::new(ReplayState {
-                args: Some(args),
-                invoke,
-                result: None,
-            }),
-        }
-    }
-
     /// # Safety
     /// As for [`MethodCall::state`].
     #[allow(clippy::mut_from_ref)]
-    unsafe fn state(&self) -> &mut ReplayState<A, Args, P> {
+    #[inline]
+    unsafe fn job(&self) -> &mut Job<A, Args, P> {
         // SAFETY: the caller's promise.
-        unsafe { &mut *self.state.get() }
+        unsafe { &mut *self.job.get() }
     }
 }
 
 impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A> for ReplayEntry<A, Args, P> {
     unsafe fn is_ready(&self) -> bool {
-        // SAFETY: the caller's promise (the trait's contract).
-        let st = unsafe { self.state() };
-        st.args.as_ref().is_none_or(|a| a.is_ready())
+        // SAFETY (every method): the caller's promise (the trait's contract).
+        unsafe { self.job() }.is_ready()
     }
 
     unsafe fn wait_ready(&self) -> BoxFuture<'static, ()> {
-        // SAFETY: the caller's promise.
-        match &unsafe { self.state() }.args {
-            Some(a) => a.wait_ready(),
-            None => Box::pin(async {}),
-        }
+        unsafe { self.job() }.wait_ready()
     }
 
     unsafe fn run<'a>(
@@ -483,27 +480,17 @@ impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A> for Repla
         desc: &'static MethodDescriptor,
         keep_args: bool,
     ) -> Running<'a> {
-        // SAFETY: the caller's promise covers the returned future's life.
-        let st = unsafe { self.state() };
-        run_method(
-            &mut st.args,
-            st.invoke,
-            &mut st.result,
-            actor,
-            desc,
-            keep_args,
-        )
+        unsafe { self.job() }.run(actor, desc, keep_args)
     }
 
     unsafe fn finish(&self) -> (Option<Error>, Wake) {
-        // SAFETY: the caller's promise. The result goes nowhere.
-        unsafe { self.state() }.result = None;
+        // The result goes nowhere.
+        unsafe { self.job() }.result = None;
         (None, Wake::default())
     }
 
     unsafe fn has_args(&self) -> bool {
-        // SAFETY: the caller's promise.
-        unsafe { self.state() }.args.is_some()
+        unsafe { self.job() }.args.is_some()
     }
 
     unsafe fn replay_entry(
@@ -512,10 +499,7 @@ impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A> for Repla
         counter: u64,
         desc: &'static MethodDescriptor,
     ) -> Option<Envelope<A>> {
-        // SAFETY: the caller's promise.
-        let st = unsafe { self.state() };
-        let args = st.args.take()?;
-        let entry = ReplayEntry::<A, Args, P>::new(args, st.invoke);
+        let entry = unsafe { self.job() }.entry()?;
         Some(Envelope::new(CallBox::new(handle, desc, entry), counter))
     }
 
@@ -524,10 +508,7 @@ impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A> for Repla
     }
 
     unsafe fn abandon(&self) {
-        // SAFETY: the caller's promise.
-        let st = unsafe { self.state() };
-        st.args = None;
-        st.result = None;
+        unsafe { self.job() }.clear();
     }
 }
 

@@ -271,8 +271,6 @@ impl RuntimeInner {
             .cloned()
     }
 
-    /// Spawns a task (an actor's, or a remote function call) that sees this
-    /// runtime as current and that shutdown waits for.
     /// The tokio runtime actor tasks run on (not in local mode).
     pub(crate) fn tokio_handle(&self) -> &tokio::runtime::Handle {
         self.spawner
@@ -280,6 +278,8 @@ impl RuntimeInner {
             .expect("a non-local runtime always has a spawner")
     }
 
+    /// Spawns a task (an actor's, or a remote function call) that sees this
+    /// runtime as current and that shutdown waits for.
     pub(crate) fn spawn<F>(self: &Arc<Self>, fut: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
