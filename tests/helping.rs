@@ -62,6 +62,11 @@ impl Probe {
         tokio::runtime::Handle::try_current().is_ok()
     }
 
+    /// Whether ray's APIs, inside the method, find this actor's runtime.
+    pub fn sees_own_runtime(&self) -> bool {
+        ray::actors().iter().any(|a| a.class_name == "Probe")
+    }
+
     /// A synchronous method that keeps its thread busy.
     pub fn linger(&self, ms: u64) -> Option<tokio::task::Id> {
         std::thread::sleep(Duration::from_millis(ms));
@@ -82,6 +87,11 @@ pub struct Caller {
 impl Caller {
     pub fn new(probe: ProbeHandle) -> Self {
         Caller { probe }
+    }
+
+    /// What the probe's method found (see `Probe::sees_own_runtime`).
+    pub async fn ask(&mut self) -> bool {
+        self.probe.sees_own_runtime().await.unwrap()
     }
 
     /// This call's task ID before and after awaiting a call to `Probe`, and
@@ -208,6 +218,38 @@ async fn a_call_run_inside_another_actors_method_is_its_own_call() {
         assert_eq!(before, after, "the caller's call was not restored");
         assert_ne!(before, inner, "the callee ran as its caller's call");
     }
+}
+
+/// An actor of one runtime awaiting an actor of another does not run its
+/// calls: inside them, ray's APIs must find the callee's runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_in_another_runtime_leaves_the_calls_to_their_actor() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let _ray = ray::init(Config::default()).unwrap();
+            tx.send(Probe::remote().unwrap()).unwrap();
+            tokio::task::spawn_blocking(move || stopped.recv())
+                .await
+                .unwrap()
+                .ok();
+        });
+    });
+    let probe = rx.recv().unwrap();
+    assert!(probe.sees_own_runtime().await.unwrap());
+    let caller = Caller::remote(probe).unwrap();
+    for _ in 0..20 {
+        assert!(
+            caller.ask().await.unwrap(),
+            "a call ran in its caller's runtime"
+        );
+    }
+    drop(caller);
+    stop.send(()).unwrap();
+    other.join().unwrap();
 }
 
 /// What the synchronous path cannot run (async methods, calls waiting for an

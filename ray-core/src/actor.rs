@@ -333,6 +333,12 @@ impl ActorInfo {
         self.runtime.upgrade()
     }
 
+    /// The runtime, weakly (to compare or make current without upgrading).
+    #[inline]
+    pub(crate) fn runtime_weak(&self) -> &Weak<RuntimeInner> {
+        &self.runtime
+    }
+
     pub(crate) fn report(&self, kind: ErrorKind, message: String) {
         if let Some(rt) = self.runtime.upgrade() {
             rt.report(kind, Some(self.id), message);

@@ -1146,6 +1146,9 @@ pub(crate) trait Help: Send + Sync {
 
 impl<A: ActorClass> Help for Driver<A> {
     fn help(&self, done: &mut dyn FnMut() -> bool, enter: bool) {
+        if !crate::runtime::task_runtime_is(self.info.runtime_weak().as_ptr()) {
+            return;
+        }
         // A caller outside any tokio task enters the runtime the actor task
         // runs on, so that the calls find what they would there
         // (`tokio::spawn`, timers, `Handle::current`); none, no help.
@@ -1174,7 +1177,7 @@ impl<A: ActorClass> Help for Driver<A> {
                     let t0 = timed.then(std::time::Instant::now);
                     let _entered = rt.as_ref().map(|rt| rt.tokio_handle().enter());
                     // The calls run as the actor's, not as the waiting task's.
-                    crate::runtime::outside_task(|| {
+                    crate::runtime::outside_task(self.info.runtime_weak(), || {
                         for _ in 0..HELP_BUDGET {
                             let Ok(msg) = live.rx.try_recv() else {
                                 // Empty, or closed: the task hears of that itself.

@@ -357,10 +357,28 @@ fn with_task<R>(f: impl FnOnce(&TaskCtx) -> R) -> Option<R> {
     (!p.is_null()).then(|| f(unsafe { &*p }))
 }
 
+/// Whether the ray task polled on this thread, if any, belongs to the
+/// runtime at `rt` (a caller in another runtime does not run its callee's
+/// calls: inside them, ray's APIs would find the caller's runtime).
+#[inline]
+pub(crate) fn task_runtime_is(rt: *const RuntimeInner) -> bool {
+    with_task(|c| std::ptr::eq(Arc::as_ptr(&c.rt), rt)).unwrap_or(true)
+}
+
 /// Runs `f` with no task context current: the calls a waiting caller runs
 /// for another actor are that actor's, not the caller's task's.
-pub(crate) fn outside_task<R>(f: impl FnOnce() -> R) -> R {
+///
+/// `rt` (the actor's) is the current runtime meanwhile, whatever runtime
+/// the caller belongs to: ray's APIs inside the calls find the actor's.
+pub(crate) fn outside_task<R>(rt: &Weak<RuntimeInner>, f: impl FnOnce() -> R) -> R {
+    struct Restore(*const Weak<RuntimeInner>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            HELPED_RT.with(|c| c.set(self.0));
+        }
+    }
     let _outer = Current(CURRENT_TASK.with(|c| c.replace(std::ptr::null())));
+    let _rt = Restore(HELPED_RT.with(|c| c.replace(rt)));
     f()
 }
 
@@ -427,6 +445,9 @@ impl<F> Drop for InTask<F> {
 
 thread_local! {
     static ENTERED: RefCell<Vec<Weak<RuntimeInner>>> = const { RefCell::new(Vec::new()) };
+    /// The runtime of the actor whose calls a waiting caller runs on this
+    /// thread (see `outside_task`); null otherwise.
+    static HELPED_RT: Cell<*const Weak<RuntimeInner>> = const { Cell::new(std::ptr::null()) };
     /// The call running synchronously on this thread (local mode).
     static LOCAL_CALL: Cell<Option<CallInfo>> = const { Cell::new(None) };
     /// GPU IDs held by the remote function running on this thread.
@@ -524,6 +545,18 @@ static BY_TOKIO_RUNTIME: TokioRegistry = Mutex::new(Vec::new());
 
 /// The current runtime, if any.
 pub(crate) fn try_current() -> Option<Arc<RuntimeInner>> {
+    // A call a waiting caller runs for an actor: the actor's runtime.
+    let helped = HELPED_RT.with(|c| {
+        let p = c.get();
+        // SAFETY: set only while `outside_task` runs, to a `Weak` its
+        // caller keeps alive for that time.
+        (!p.is_null()).then(|| unsafe { &*p }.upgrade()).flatten()
+    });
+    if let Some(rt) = helped {
+        if !rt.is_shut_down() {
+            return Some(rt);
+        }
+    }
     if let Some(rt) = with_task(|c| c.rt.clone()) {
         if !rt.is_shut_down() {
             return Some(rt);
