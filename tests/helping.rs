@@ -62,6 +62,11 @@ impl Probe {
         tokio::runtime::Handle::try_current().is_ok()
     }
 
+    /// The GPU IDs the method sees.
+    pub fn gpus(&self) -> Vec<usize> {
+        ray::get_gpu_ids()
+    }
+
     /// Whether ray's APIs, inside the method, find this actor's runtime.
     pub fn sees_own_runtime(&self) -> bool {
         ray::actors().iter().any(|a| a.class_name == "Probe")
@@ -250,6 +255,33 @@ async fn a_caller_in_another_runtime_leaves_the_calls_to_their_actor() {
     drop(caller);
     stop.send(()).unwrap();
     other.join().unwrap();
+}
+
+/// A synchronous remote function holding a GPU runs a default actor's call
+/// while it waits for it: the call sees the actor's GPU IDs (none), not the
+/// function's.
+#[ray::remote(num_gpus = 1)]
+fn gpus_here_and_in_a_call(p: ProbeHandle) -> (Vec<usize>, Vec<usize>) {
+    let mine = ray::get_gpu_ids();
+    let theirs = p.gpus().get_blocking().unwrap();
+    (mine, theirs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_run_by_a_gpu_holder_sees_no_gpu() {
+    let _ray = ray::init(Config::default().num_gpus(1)).unwrap();
+    let probe = Probe::remote().unwrap();
+    assert!(probe.gpus().await.unwrap().is_empty());
+    for _ in 0..10 {
+        let (mine, theirs) = gpus_here_and_in_a_call::remote(probe.clone())
+            .await
+            .unwrap();
+        assert_eq!(mine.len(), 1);
+        assert!(
+            theirs.is_empty(),
+            "the call saw its caller's GPUs: {theirs:?}"
+        );
+    }
 }
 
 /// What the synchronous path cannot run (async methods, calls waiting for an

@@ -479,6 +479,11 @@ pub(crate) fn set_gpu_ids(ids: &[usize]) {
 /// for an actor's whole life; empty outside, and for actors and calls that
 /// hold no GPU.
 pub fn get_gpu_ids() -> Vec<usize> {
+    // A call a waiting caller runs is an actor's without lifetime
+    // resources (only those are run so): no GPU, whatever the thread holds.
+    if !HELPED_RT.with(Cell::get).is_null() {
+        return Vec::new();
+    }
     with_task(|c| c.gpus.borrow().clone())
         .filter(|g| !g.is_empty())
         .unwrap_or_else(|| THREAD_GPUS.with(|g| g.borrow().clone()))
