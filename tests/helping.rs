@@ -225,10 +225,12 @@ async fn a_call_run_inside_another_actors_method_is_its_own_call() {
     }
 }
 
-/// An actor of one runtime awaiting an actor of another does not run its
-/// calls: inside them, ray's APIs must find the callee's runtime.
+/// A call of an actor of another runtime sees its actor's runtime through
+/// ray's APIs: run by a plain caller of this runtime (which makes the
+/// actor's runtime current meanwhile), or left to its actor by an actor of
+/// this one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_caller_in_another_runtime_leaves_the_calls_to_their_actor() {
+async fn calls_of_another_runtimes_actor_see_that_runtime() {
     let _ray = ray::init(Config::default()).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
