@@ -989,6 +989,9 @@ pub(crate) struct Driver<A: 'static> {
     /// Callers may run calls (not for actors holding lifetime resources:
     /// their GPU IDs belong to the actor task's thread).
     helpable: bool,
+    /// What the actor's handles share (the registry hands out new handles
+    /// through it while any handle keeps it alive).
+    shared: std::sync::Weak<crate::actor::ActorShared<A>>,
 }
 
 // SAFETY: `live` is only accessed by the holder of `flag` (taken with
@@ -1031,8 +1034,13 @@ impl<A: 'static> Drop for Held<'_, A> {
 }
 
 impl<A: 'static> Driver<A> {
-    pub(crate) fn new(info: Arc<ActorInfo>, helpable: bool) -> Self {
+    pub(crate) fn new(
+        info: Arc<ActorInfo>,
+        helpable: bool,
+        shared: std::sync::Weak<crate::actor::ActorShared<A>>,
+    ) -> Self {
         Driver {
+            shared,
             info,
             flag: HoldFlag::new(),
             live: UnsafeCell::new(None),
@@ -1050,6 +1058,16 @@ impl<A: 'static> Driver<A> {
             }
         };
         *held.slot() = Some(live);
+    }
+
+    /// The actor's shared info.
+    pub(crate) fn info(&self) -> &Arc<ActorInfo> {
+        &self.info
+    }
+
+    /// What the actor's handles share, while any handle lives.
+    pub(crate) fn shared(&self) -> &std::sync::Weak<crate::actor::ActorShared<A>> {
+        &self.shared
     }
 
     /// Whether callers may run this actor's calls.
