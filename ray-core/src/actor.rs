@@ -815,6 +815,8 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
         let (tx, rx) = mpsc::unbounded_channel();
         // Callers may run the calls of actors without lifetime resources.
         let helpable = !matches!(placement, Placement::Lifetime(_));
+        // The driver is also the actor's registry entry: it links back to
+        // the handles' shared part weakly (to hand out new handles).
         let shared = Arc::new_cyclic(|weak: &Weak<ActorShared<A>>| ActorShared {
             info: info.clone(),
             mode: Mode::Remote(
