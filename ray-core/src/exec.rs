@@ -231,12 +231,21 @@ impl<A: 'static, Args: ArgTuple, P: Send + 'static> Job<A, Args, P> {
         }
     }
 
-    /// Moves the kept arguments into a replay log entry.
-    fn entry(&mut self) -> Option<ReplayEntry<A, Args, P>> {
-        let args = self.args.take()?;
-        Some(ReplayEntry {
-            job: UnsafeCell::new(Job::new(args, self.invoke)),
-        })
+    /// Moves the kept arguments into the envelope of a replay log entry,
+    /// numbered like the call.
+    fn entry(
+        &mut self,
+        handle: ActorHandleId,
+        counter: u64,
+        desc: &'static MethodDescriptor,
+    ) -> Option<Envelope<A>>
+    where
+        A: Send,
+    {
+        let entry = ReplayEntry {
+            job: UnsafeCell::new(Job::new(self.args.take()?, self.invoke)),
+        };
+        Some(Envelope::new(CallBox::new(handle, desc, entry), counter))
     }
 
     /// Drops the arguments and the result.
@@ -423,8 +432,7 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
         counter: u64,
         desc: &'static MethodDescriptor,
     ) -> Option<Envelope<A>> {
-        let entry = unsafe { self.state() }.job.entry()?;
-        Some(Envelope::new(CallBox::new(handle, desc, entry), counter))
+        unsafe { self.state() }.job.entry(handle, counter, desc)
     }
 
     unsafe fn fail(&self, err: Error) -> Option<Error> {
@@ -499,8 +507,7 @@ impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A> for Repla
         counter: u64,
         desc: &'static MethodDescriptor,
     ) -> Option<Envelope<A>> {
-        let entry = unsafe { self.job() }.entry()?;
-        Some(Envelope::new(CallBox::new(handle, desc, entry), counter))
+        unsafe { self.job() }.entry(handle, counter, desc)
     }
 
     unsafe fn fail(&self, _: Error) -> Option<Error> {
@@ -845,26 +852,15 @@ async fn run_calls<A: ActorClass>(
     // Declared first, so dropped last: after the flag below is released.
     let _installed = Installed(driver);
     let mut held = std::future::poll_fn(|cx| driver.poll_hold(cx)).await;
-    let live = held.live();
     let mut queued = std::mem::take(early).into_iter();
     while let Some(env) = queued.next() {
-        live.core.more_queued = queued.len() != 0 || !live.rx.is_empty();
-        if info.stop_requested() {
-            env.fail(info.death_error(), info);
-            early.extend(queued);
-            return held.retire();
-        }
-        // Admitted in two steps: the common case (a ready synchronous call)
-        // runs without building a future, and only waits, async methods and
-        // deaths take the async path.
-        let admitted = match live.core.admit_now(info, env) {
-            Ok(None) => Ok(()),
-            Ok(Some(step)) => live.core.resume(info, step).await,
-            Err(e) => Err(e),
-        };
-        if admitted.is_err() {
-            early.extend(queued);
-            return held.retire();
+        let live = held.live();
+        let more_queued = queued.len() != 0 || !live.rx.is_empty();
+        if let Some(handoff) = process(info, live, Msg::Call(env), more_queued) {
+            if !take_over(info, live, handoff).await {
+                early.extend(queued);
+                return held.retire();
+            }
         }
     }
     let mut held = Some(held);
@@ -872,21 +868,29 @@ async fn run_calls<A: ActorClass>(
         let handoff = std::future::poll_fn(|cx| driver.serve(cx, &mut held)).await;
         // `serve` returns holding the actor.
         let h = held.as_mut().expect("serve returns holding the actor");
-        let live = h.live();
-        let went_on = match handoff {
-            Handoff::Step(step) => live.core.resume(info, step).await.is_ok(),
-            // A crash requested by `kill(.., no_restart = false)` while idle.
-            Handoff::Wake => live.core.crash_if_requested(info).await.is_ok(),
-            Handoff::Exit => false,
-            Handoff::Closed => {
-                if !info.stop_requested() {
-                    info.mark_handles_dropped();
-                }
-                false
-            }
-        };
-        if !went_on {
+        if !take_over(info, h.live(), handoff).await {
             return h.retire();
+        }
+    }
+}
+
+/// The actor task's async side: what the synchronous step handed over.
+/// `false`: the actor is done (dead, stopped, or every handle is gone).
+async fn take_over<A: ActorClass>(
+    info: &ActorInfo,
+    live: &mut Live<A>,
+    handoff: Handoff<A>,
+) -> bool {
+    match handoff {
+        Handoff::Step(step) => live.core.resume(info, step).await.is_ok(),
+        // A crash requested by `kill(.., no_restart = false)` while idle.
+        Handoff::Wake => live.core.crash_if_requested(info).await.is_ok(),
+        Handoff::Exit => false,
+        Handoff::Closed => {
+            if !info.stop_requested() {
+                info.mark_handles_dropped();
+            }
+            false
         }
     }
 }
@@ -933,10 +937,20 @@ enum Handoff<A: 'static> {
 }
 
 /// One message, synchronously: what the actor task and a helping caller both
-/// do. `Some`: the actor task must take over.
+/// do (`more_queued`: whether more calls wait after it). `Some`: the actor
+/// task must take over.
+///
+/// Admitted in two steps: the common case (a ready synchronous call) runs
+/// here without building a future, and only waits, async methods and deaths
+/// take the async path ([`take_over`]).
 #[inline(always)]
-fn process<A: ActorClass>(info: &ActorInfo, live: &mut Live<A>, msg: Msg<A>) -> Option<Handoff<A>> {
-    live.core.more_queued = !live.rx.is_empty();
+fn process<A: ActorClass>(
+    info: &ActorInfo,
+    live: &mut Live<A>,
+    msg: Msg<A>,
+    more_queued: bool,
+) -> Option<Handoff<A>> {
+    live.core.more_queued = more_queued;
     let stop = info.stop_requested();
     match msg {
         Msg::Call(env) if stop => {
@@ -1049,15 +1063,21 @@ impl<A: 'static> Driver<A> {
     }
 
     /// Puts the built actor in (before its task serves it). Callers only
-    /// glance at the empty driver until then, so this waits for nobody.
+    /// glance at the empty driver until then.
     pub(crate) fn install(&self, live: Live<A>) {
-        let mut held = loop {
+        *self.hold_now().slot() = Some(live);
+    }
+
+    /// Takes the flag outside the task's async loop (installing the actor,
+    /// dropping it): a caller holds it only while it runs calls, so this
+    /// yields until it is free.
+    fn hold_now(&self) -> Held<'_, A> {
+        loop {
             match self.try_hold() {
-                Some(h) => break h,
-                None => std::hint::spin_loop(),
+                Some(h) => return h,
+                None => std::thread::yield_now(),
             }
-        };
-        *held.slot() = Some(live);
+        }
     }
 
     /// The actor's shared info.
@@ -1118,7 +1138,8 @@ impl<A: ActorClass> Driver<A> {
         loop {
             match live.rx.poll_recv(cx) {
                 Poll::Ready(Some(msg)) => {
-                    if let Some(handoff) = process(&self.info, live, msg) {
+                    let more_queued = !live.rx.is_empty();
+                    if let Some(handoff) = process(&self.info, live, msg, more_queued) {
                         return Poll::Ready(handoff);
                     }
                 }
@@ -1140,13 +1161,7 @@ struct Installed<'a, A: 'static>(&'a Driver<A>);
 
 impl<A: 'static> Drop for Installed<'_, A> {
     fn drop(&mut self) {
-        // A caller holds the flag only while it runs calls.
-        let mut held = loop {
-            match self.0.try_hold() {
-                Some(h) => break h,
-                None => std::thread::yield_now(),
-            }
-        };
+        let mut held = self.0.hold_now();
         let live = held.slot().take();
         drop(held);
         drop(live);
@@ -1170,12 +1185,13 @@ impl<A: ActorClass> Help for Driver<A> {
         // A caller outside any tokio task enters the runtime the actor task
         // runs on, so that the calls find what they would there
         // (`tokio::spawn`, timers, `Handle::current`); none, no help.
-        let rt = match enter {
-            true => match self.info.runtime() {
-                Some(rt) => Some(rt),
-                None => return,
-            },
-            false => None,
+        let rt = if enter {
+            let Some(rt) = self.info.runtime() else {
+                return;
+            };
+            Some(rt)
+        } else {
+            None
         };
         let mut wake = None;
         if let Some(mut held) = self.try_hold() {
@@ -1201,7 +1217,8 @@ impl<A: ActorClass> Help for Driver<A> {
                                 // Empty, or closed: the task hears of that itself.
                                 break;
                             };
-                            if let Some(h) = process(&self.info, live, msg) {
+                            let more_queued = !live.rx.is_empty();
+                            if let Some(h) = process(&self.info, live, msg, more_queued) {
                                 live.handoff = Some(h);
                                 break;
                             }
