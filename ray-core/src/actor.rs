@@ -660,8 +660,9 @@ fn request_stop(info: &ActorInfo, cause: String) {
     info.stop_requested.store(true, Ordering::Release);
 }
 
-/// An actor as the runtime's registry sees it: enough to stop it, and to hand
-/// out new handles while any handle keeps it alive.
+/// A local-mode actor as the runtime's registry sees it: enough to stop it,
+/// and to hand out new handles while any handle keeps it alive. (An actor
+/// with a task is registered through its `Driver`.)
 struct Registered<A: 'static> {
     info: Arc<ActorInfo>,
     shared: Weak<ActorShared<A>>,
@@ -683,7 +684,6 @@ fn stop_actor<A: ActorClass>(info: &ActorInfo, shared: &Weak<ActorShared<A>>, ca
     }
 }
 
-/// A local-mode actor in the registry.
 impl<A: ActorClass> ActorControl for Registered<A> {
     fn stop(&self, cause: String) {
         stop_actor(&self.info, &self.shared, cause);
