@@ -380,3 +380,77 @@ fn automatic_checkpoints_resume_a_named_actor_across_runtimes_with_a_checkpoint_
     assert_eq!(second, vec!["a", "b", "c", "d", "e", "f", "g", "h"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Records the elapsed time each policy call sees; checkpoints from 30 ms on.
+#[ray::actor(checkpointable)]
+pub struct Timed {
+    seen: Arc<Mutex<Vec<u64>>>,
+}
+
+#[ray::actor]
+impl Timed {
+    pub fn new(seen: Arc<Mutex<Vec<u64>>>) -> Self {
+        Timed { seen }
+    }
+
+    pub fn tick(&mut self) {}
+}
+
+impl ray::Checkpointable for Timed {
+    fn should_checkpoint(&mut self, ctx: &CheckpointContext) -> bool {
+        let ms = ctx.time_elapsed_ms_since_last_checkpoint;
+        self.seen.lock().unwrap().push(ms);
+        ms >= 30
+    }
+
+    fn save_checkpoint(&mut self, _: ActorId, _: CheckpointId) -> Result<(), ray::BoxError> {
+        Ok(())
+    }
+
+    fn load_checkpoint(
+        &mut self,
+        _: ActorId,
+        _: &[Checkpoint],
+    ) -> Result<Option<CheckpointId>, ray::BoxError> {
+        Ok(None)
+    }
+
+    fn checkpoint_expired(&mut self, _: ActorId, _: CheckpointId) -> Result<(), ray::BoxError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_elapsed_time_counts_from_the_last_checkpoint_and_is_exact_after_a_pause() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let created = std::time::Instant::now();
+    let t = Timed::remote(seen.clone()).unwrap();
+    // Calls in quick succession: never more than the time since creation.
+    for _ in 0..100 {
+        t.tick().await.unwrap();
+    }
+    let bound = created.elapsed().as_millis() as u64;
+    let first: Vec<u64> = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(first.len(), 100);
+    // Never backwards, except after a checkpoint (a stall of 30 ms or more).
+    for w in first.windows(2) {
+        assert!(w[1] >= w[0] || w[0] >= 30, "{first:?}");
+    }
+    assert!(first.iter().all(|&ms| ms <= bound), "{first:?} > {bound}");
+    let taken = ray::get_checkpoints_for_actor(t.actor_id()).unwrap().len();
+    // After a pause of 35 ms, the first call sees at least 35 ms: due.
+    tokio::time::sleep(Duration::from_millis(35)).await;
+    let since = std::time::Instant::now();
+    t.tick().await.unwrap();
+    t.tick().await.unwrap();
+    let bound = since.elapsed().as_millis() as u64;
+    let after = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(after[0] >= 35, "{after:?}");
+    assert_eq!(
+        ray::get_checkpoints_for_actor(t.actor_id()).unwrap().len(),
+        taken + 1 + usize::from(after[1] >= 30)
+    );
+    // The next call counts from that checkpoint.
+    assert!(after[1] <= bound, "{after:?} > {bound}");
+}

@@ -16,6 +16,11 @@ pub struct CheckpointContext {
     /// Calls completed since the last checkpoint (the first call after creation sees 1).
     pub num_tasks_since_last_checkpoint: u64,
     /// Milliseconds since the last checkpoint (or creation).
+    ///
+    /// Exact for the first call in each tick of the kernel's coarse clock
+    /// (1-4 ms on Linux), so after any pause; later calls in the same tick
+    /// see that call's value again (behind by less than a tick, never
+    /// ahead). This keeps the clock off the cost of every call.
     pub time_elapsed_ms_since_last_checkpoint: u64,
 }
 

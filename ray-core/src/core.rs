@@ -11,7 +11,6 @@
 //! their original order without delivering results again.
 
 use std::collections::{HashSet, VecDeque};
-use std::time::Instant;
 
 use crate::actor::{ActorClass, ActorInfo};
 use crate::block::block_on;
@@ -26,6 +25,7 @@ use crate::ids::{ActorHandleId, CheckpointId};
 use crate::observe::EventName;
 use crate::resources::HeldWhilePolled;
 use crate::runtime::{self, CallInfo, ErrorKind};
+use crate::stopwatch::Stopwatch;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -44,7 +44,8 @@ struct Checkpointer<A> {
     store: std::sync::Arc<dyn CheckpointStore>,
     keep: usize,
     since: u64,
-    last: Instant,
+    /// Since the last checkpoint (or the actor's start).
+    last: Stopwatch,
 }
 
 impl<A> Checkpointer<A> {
@@ -75,6 +76,8 @@ impl<A> Checkpointer<A> {
 
     /// The policy after one completed call; `force` takes a checkpoint
     /// whatever the policy says. Returns the new checkpoint, if one was saved.
+    /// Inlined: it runs after every call, and mostly says no.
+    #[inline]
     fn after_call(
         &mut self,
         actor: &mut A,
@@ -86,7 +89,7 @@ impl<A> Checkpointer<A> {
         let ctx = CheckpointContext {
             actor_id: info.id,
             num_tasks_since_last_checkpoint: self.since,
-            time_elapsed_ms_since_last_checkpoint: self.last.elapsed().as_millis() as u64,
+            time_elapsed_ms_since_last_checkpoint: self.last.elapsed_ms(),
         };
         let (take, state) = match &self.policy.kind {
             PolicyKind::Hooks { should, .. } => (should(actor, &ctx) || force, None),
@@ -114,10 +117,22 @@ impl<A> Checkpointer<A> {
         if !take {
             return None;
         }
+        self.take(actor, info, state, frontier())
+    }
+
+    /// Takes a checkpoint the policy asked for.
+    #[inline(never)]
+    fn take(
+        &mut self,
+        actor: &mut A,
+        info: &ActorInfo,
+        state: Option<Vec<u8>>,
+        frontier: FrontierSnapshot,
+    ) -> Option<CheckpointRecord> {
         let record = CheckpointRecord {
             checkpoint_id: CheckpointId::random(),
             timestamp: now_ms(),
-            frontier: frontier(),
+            frontier,
             state,
         };
         let id = record.checkpoint_id;
@@ -162,7 +177,7 @@ impl<A> Checkpointer<A> {
             Ok(()) => {
                 self.expire(actor, info);
                 self.since = 0;
-                self.last = Instant::now();
+                self.last.restart();
                 Some(record)
             }
             Err(e) => {
@@ -392,7 +407,7 @@ impl<A: ActorClass> ActorCore<A> {
                     store: rt.checkpoint_store(),
                     keep,
                     since: 0,
-                    last: Instant::now(),
+                    last: Stopwatch::started(),
                 };
                 let available = c.store.list(info.id).unwrap_or_else(|e| {
                     c.report(info, format!("could not list checkpoints: {e}"));

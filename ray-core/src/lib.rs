@@ -25,6 +25,7 @@ pub mod observe;
 pub mod resources;
 pub mod runtime;
 pub mod sqlite;
+mod stopwatch;
 
 #[doc(hidden)]
 pub mod __private;
