@@ -46,6 +46,8 @@ struct Checkpointer<A> {
     since: u64,
     /// Since the last checkpoint (or the actor's start).
     last: Stopwatch,
+    /// Checkpoints taken by this incarnation of the program.
+    taken: HashSet<CheckpointId>,
 }
 
 impl<A> Checkpointer<A> {
@@ -342,15 +344,15 @@ impl CallScope {
 pub(crate) struct ActorCore<A: 'static> {
     pub(crate) actor: A,
     pub(crate) frontier: Frontier<Envelope<A>>,
-    checkpointer: Option<Checkpointer<A>>,
+    /// Boxed, as the log: most actors have neither, and the core is moved
+    /// whole on its way into the driver.
+    checkpointer: Option<Box<Checkpointer<A>>>,
     ctor: Box<dyn CtorBody<A>>,
     restarts_left: u64,
-    log: Option<ReplayLog<A>>,
+    log: Option<Box<ReplayLog<A>>>,
     /// The checkpoint restored at creation (its frontier belongs to handles
     /// of an earlier program, so it is replayed from the start of the log).
     creation_checkpoint: Option<CheckpointId>,
-    /// Checkpoints taken by this incarnation of the program.
-    taken: HashSet<CheckpointId>,
     /// For actors declared without resources: the pool each method run takes
     /// 1 CPU from.
     pub(crate) cpu_per_call: Option<std::sync::Arc<crate::resources::ResourcePool>>,
@@ -408,6 +410,7 @@ impl<A: ActorClass> ActorCore<A> {
                     keep,
                     since: 0,
                     last: Stopwatch::started(),
+                    taken: HashSet::new(),
                 };
                 let available = c.store.list(info.id).unwrap_or_else(|e| {
                     c.report(info, format!("could not list checkpoints: {e}"));
@@ -417,17 +420,19 @@ impl<A: ActorClass> ActorCore<A> {
                 actor = restored;
                 creation_checkpoint = loaded.map(|r| r.checkpoint_id);
                 c.expire(&mut actor, info);
-                Some(c)
+                Some(Box::new(c))
             }
             _ => None,
         };
-        let log = (max_reconstructions > 0).then(|| ReplayLog {
-            entries: VecDeque::new(),
-            floor: None,
-            enabled: true,
-            cap: rt
-                .as_ref()
-                .map_or(usize::MAX, |rt| rt.config.max_replay_log),
+        let log = (max_reconstructions > 0).then(|| {
+            Box::new(ReplayLog {
+                entries: VecDeque::new(),
+                floor: None,
+                enabled: true,
+                cap: rt
+                    .as_ref()
+                    .map_or(usize::MAX, |rt| rt.config.max_replay_log),
+            })
         });
         Ok(ActorCore {
             actor,
@@ -437,7 +442,6 @@ impl<A: ActorClass> ActorCore<A> {
             restarts_left: max_reconstructions,
             log,
             creation_checkpoint,
-            taken: HashSet::new(),
             cpu_per_call: None,
             cpu_kept: false,
             more_queued: false,
@@ -625,7 +629,7 @@ impl<A: ActorClass> ActorCore<A> {
                     snapshot
                 });
                 if let Some(record) = taken {
-                    self.taken.insert(record.checkpoint_id);
+                    c.taken.insert(record.checkpoint_id);
                     self.after_checkpoint(record);
                 }
             }
@@ -991,7 +995,9 @@ impl<A: ActorClass> ActorCore<A> {
         if Some(r.checkpoint_id) == self.creation_checkpoint {
             return log.enabled && log.floor.is_none();
         }
-        self.taken.contains(&r.checkpoint_id)
+        self.checkpointer
+            .as_ref()
+            .is_some_and(|c| c.taken.contains(&r.checkpoint_id))
             && log.enabled
             && log.floor.as_ref().is_none_or(|f| covers(&r.frontier, f))
     }
