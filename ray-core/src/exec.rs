@@ -882,7 +882,11 @@ async fn take_over<A: ActorClass>(
     handoff: Handoff<A>,
 ) -> bool {
     match handoff {
-        Handoff::Step(step) => live.core.resume(info, step).await.is_ok(),
+        // Boxed: the async path's future (about 1 KiB: an async method, the
+        // waits for arguments and a CPU) would otherwise be room kept in
+        // every actor task, used or not. Only handed-over calls pay for it
+        // (one allocation per take-over, from the thread cache).
+        Handoff::Step(step) => Box::pin(live.core.resume(info, step)).await.is_ok(),
         // A crash requested by `kill(.., no_restart = false)` while idle.
         Handoff::Wake => live.core.crash_if_requested(info).await.is_ok(),
         Handoff::Exit => false,
