@@ -774,8 +774,39 @@ pub(crate) async fn actor_main<A: ActorClass>(
     if let Some(wait) = ctor.wait_ready() {
         wait.await;
     }
+    match build(&info, &driver, ctor, max_reconstructions, per_call, rx) {
+        Ok(()) => {
+            let (back, drained) = run_calls(&info, &driver, &mut early).await;
+            rx = back;
+            leftovers.append(&mut early);
+            leftovers.extend(drained);
+        }
+        Err(back) => {
+            rx = back;
+            leftovers.append(&mut early);
+        }
+    }
+    finish(&info, rx, leftovers).await;
+    // The actor's resources go back to the node last.
+    drop(allocation);
+    info.obs.set_lifetime(None);
+}
+
+/// Builds the actor and installs it into the driver with its mailbox, or
+/// reports that it could not be built and gives the mailbox back.
+///
+/// Not async, so that the actor (moved into the driver at once) takes no
+/// room in the actor task's future.
+fn build<A: ActorClass>(
+    info: &ActorInfo,
+    driver: &Driver<A>,
+    ctor: Box<dyn CtorBody<A>>,
+    max_reconstructions: u64,
+    per_call: Option<Arc<crate::resources::ResourcePool>>,
+    rx: mpsc::UnboundedReceiver<Msg<A>>,
+) -> Result<(), mpsc::UnboundedReceiver<Msg<A>>> {
     let t0 = info.obs.clock();
-    let built = ActorCore::build(&info, ctor, max_reconstructions);
+    let built = ActorCore::build(info, ctor, max_reconstructions);
     info.obs
         .event_since(info.id, t0, EventName::Static("create"), "actor", || {
             let outcome = if built.is_ok() { "ok" } else { "failed" };
@@ -786,13 +817,8 @@ pub(crate) async fn actor_main<A: ActorClass>(
             info.obs.set_alive();
             tracing::debug!(class = A::NAME, actor_id = %info.id, "ray: actor alive");
             core.cpu_per_call = per_call;
-            // Into the driver at once: the task's future keeps no room for
-            // the actor (it is the driver's while the task runs).
             driver.install(Live::new(core, rx));
-            let (back, drained) = run_calls(&info, &driver, &mut early).await;
-            rx = back;
-            leftovers.append(&mut early);
-            leftovers.extend(drained);
+            Ok(())
         }
         Err(message) => {
             let err = info.set_dead(Error::ActorCreationFailed {
@@ -801,13 +827,9 @@ pub(crate) async fn actor_main<A: ActorClass>(
                 message,
             });
             info.report(ErrorKind::ActorDied, err.to_string());
-            leftovers.append(&mut early);
+            Err(rx)
         }
     }
-    finish(&info, rx, leftovers).await;
-    // The actor's resources go back to the node last.
-    drop(allocation);
-    info.obs.set_lifetime(None);
 }
 
 /// Fails every call left over or still arriving, then leaves the registry.
