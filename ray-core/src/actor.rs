@@ -13,8 +13,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use tokio::sync::mpsc;
-
 use crate::call::{ArgTuple, MethodDescriptor};
 use crate::checkpoint::CheckpointPolicy;
 use crate::config::{check_quantity, check_resource_name};
@@ -22,7 +20,7 @@ use crate::error::{Error, Result};
 pub use crate::exec::Invoke;
 use crate::exec::{
     actor_main, ActorCore, CallBox, CallRefs, CtorBody, CtorCall, Driver, Envelope, MethodCall,
-    Msg, Placement,
+    Msg, Placement, TaskDriver,
 };
 use crate::ids::{ActorHandleId, ActorId};
 use crate::observe::ActorObs;
@@ -347,8 +345,8 @@ impl ActorInfo {
 }
 
 enum Mode<A: 'static> {
-    /// The mailbox, and the actor between its task's async steps.
-    Remote(mpsc::UnboundedSender<Msg<A>>, Arc<Driver<A>>),
+    /// The actor with its mailbox, between its task's async steps.
+    Remote(Arc<Driver<A>>),
     Local(Box<Mutex<std::result::Result<ActorCore<A>, Error>>>),
     /// A deserialized handle whose actor this runtime does not know: every
     /// call fails at once with this error.
@@ -363,14 +361,18 @@ pub(crate) struct ActorShared<A: 'static> {
 }
 
 impl<A: 'static> Drop for ActorShared<A> {
-    /// A local-mode actor stops with its last handle (a remote one's task
-    /// notices the closed mailbox and does this itself).
+    /// A local-mode actor stops with its last handle; a remote one's
+    /// mailbox closes (its task notices and stops after the queued calls).
     fn drop(&mut self) {
-        if let Mode::Local(_) = &self.mode {
-            self.info.mark_handles_dropped();
-            if let Some(rt) = self.info.runtime() {
-                rt.unregister(&self.info.id);
+        match &self.mode {
+            Mode::Local(_) => {
+                self.info.mark_handles_dropped();
+                if let Some(rt) = self.info.runtime() {
+                    rt.unregister(&self.info.id);
+                }
             }
+            Mode::Remote(driver) => driver.close_mailbox(),
+            Mode::Detached(_) => {}
         }
     }
 }
@@ -416,12 +418,12 @@ impl<A: ActorClass> RawHandle<A> {
         let refs = R::refs(made, &call);
         self.shared.info.obs.submitted();
         match &self.shared.mode {
-            Mode::Remote(tx, driver) => {
+            Mode::Remote(driver) => {
                 crate::exec::note_call(driver, Arc::as_ptr(&call) as *const () as usize);
                 let mut seq = lock(&self.seq);
                 let env = Envelope::new(call, seq.next_counter);
                 seq.next_counter += 1;
-                if let Err(mpsc::error::SendError(Msg::Call(env))) = tx.send(Msg::Call(env)) {
+                if let Err(Msg::Call(env)) = driver.send(Msg::Call(env)) {
                     drop(seq);
                     env.fail(self.shared.info.death_error(), &self.shared.info);
                 }
@@ -471,13 +473,13 @@ impl<A: ActorClass> RawHandle<A> {
     pub fn kill(&self, cause: String, restart: bool) {
         let info = &self.shared.info;
         match &self.shared.mode {
-            Mode::Remote(tx, _) => {
+            Mode::Remote(driver) => {
                 if restart {
                     info.request_crash(cause);
                 } else {
                     request_stop(info, cause);
                 }
-                let _ = tx.send(Msg::Wake);
+                let _ = driver.send(Msg::Wake);
             }
             Mode::Local(state) => {
                 let mut state = lock(state);
@@ -673,8 +675,8 @@ fn stop_actor<A: ActorClass>(info: &ActorInfo, shared: &Weak<ActorShared<A>>, ca
     request_stop(info, cause);
     if let Some(shared) = shared.upgrade() {
         match &shared.mode {
-            Mode::Remote(tx, _) => {
-                let _ = tx.send(Msg::Wake);
+            Mode::Remote(driver) => {
+                let _ = driver.send(Msg::Wake);
             }
             Mode::Local(state) => {
                 *lock(state) = Err(info.death_error());
@@ -812,19 +814,15 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
         )?;
         shared
     } else {
-        let (tx, rx) = mpsc::unbounded_channel();
         // Callers may run the calls of actors without lifetime resources.
         let helpable = !matches!(placement, Placement::Lifetime(_));
         // The driver is also the actor's registry entry: it links back to
         // the handles' shared part weakly (to hand out new handles).
         let shared = Arc::new_cyclic(|weak: &Weak<ActorShared<A>>| ActorShared {
             info: info.clone(),
-            mode: Mode::Remote(
-                tx,
-                Arc::new(Driver::new(info.clone(), helpable, weak.clone())),
-            ),
+            mode: Mode::Remote(Arc::new(Driver::new(info.clone(), helpable, weak.clone()))),
         });
-        let Mode::Remote(_, driver) = &shared.mode else {
+        let Mode::Remote(driver) = &shared.mode else {
             unreachable!("made remote above")
         };
         let driver = driver.clone();
@@ -836,8 +834,7 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
         rt.spawn(boxed_in_place(|| {
             actor_main(
                 info,
-                driver,
-                rx,
+                TaskDriver(driver),
                 ctor,
                 options.max_reconstructions,
                 placement,

@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use tokio::sync::mpsc;
-
 use crate::actor::{ActorClass, ActorInfo};
 use crate::block::{catch_unwind, panic_message};
 use crate::call::{ArgTuple, BoxFuture, Many, MethodDescriptor, One, Returns, Zero};
@@ -17,6 +15,7 @@ use crate::core::Step;
 use crate::error::Error;
 use crate::flag::HoldFlag;
 use crate::ids::ActorHandleId;
+use crate::mailbox::{Mailbox, Recv};
 use crate::object::{ObjectRef, Slot, SlotHolder, Stored, Wake};
 use crate::observe::EventName;
 use crate::runtime::ErrorKind;
@@ -698,7 +697,7 @@ pub(crate) enum Placement {
 /// `None`: the actor was stopped (or lost every handle) before placement.
 async fn place<A>(
     info: &ActorInfo,
-    rx: &mut mpsc::UnboundedReceiver<Msg<A>>,
+    mailbox: &Mailbox<Msg<A>>,
     mut acquire: crate::resources::Acquire,
     early: &mut Vec<Envelope<A>>,
 ) -> Option<(crate::resources::Allocation, bool)> {
@@ -713,7 +712,7 @@ async fn place<A>(
     loop {
         tokio::select! {
             allocation = &mut acquire => return Some((allocation, waited)),
-            msg = rx.recv() => match msg {
+            msg = mailbox.recv() => match msg {
                 None => {
                     info.mark_dead(info.died("every handle to the actor was dropped before it was placed"));
                     return None;
@@ -736,8 +735,7 @@ async fn place<A>(
 /// placement and the rest.
 pub(crate) async fn actor_main<A: ActorClass>(
     info: Arc<ActorInfo>,
-    driver: Arc<Driver<A>>,
-    mut rx: mpsc::UnboundedReceiver<Msg<A>>,
+    driver: TaskDriver<A>,
     ctor: Box<dyn CtorBody<A>>,
     max_reconstructions: u64,
     placement: Placement,
@@ -747,7 +745,7 @@ pub(crate) async fn actor_main<A: ActorClass>(
     let mut per_call = None;
     let allocation = match placement {
         Placement::Lifetime(acquire) => {
-            match Box::pin(place(&info, &mut rx, acquire, &mut early)).await {
+            match Box::pin(place(&info, &driver.mailbox, acquire, &mut early)).await {
                 Some((a, waited)) => {
                     if waited {
                         let since = Some(info.obs.created_at);
@@ -760,7 +758,7 @@ pub(crate) async fn actor_main<A: ActorClass>(
                     Some(a)
                 }
                 None => {
-                    finish(&info, rx, early).await;
+                    finish(&info, &driver.mailbox, early);
                     return;
                 }
             }
@@ -774,26 +772,21 @@ pub(crate) async fn actor_main<A: ActorClass>(
     if let Some(wait) = ctor.wait_ready() {
         wait.await;
     }
-    match build(&info, &driver, ctor, max_reconstructions, per_call, rx) {
-        Ok(()) => {
-            let (back, drained) = run_calls(&info, &driver, &mut early).await;
-            rx = back;
-            leftovers.append(&mut early);
-            leftovers.extend(drained);
-        }
-        Err(back) => {
-            rx = back;
-            leftovers.append(&mut early);
-        }
+    if build(&info, &driver, ctor, max_reconstructions, per_call) {
+        let drained = run_calls(&info, &driver, &mut early).await;
+        leftovers.append(&mut early);
+        leftovers.extend(drained);
+    } else {
+        leftovers.append(&mut early);
     }
-    finish(&info, rx, leftovers).await;
+    finish(&info, &driver.mailbox, leftovers);
     // The actor's resources go back to the node last.
     drop(allocation);
     info.obs.set_lifetime(None);
 }
 
-/// Builds the actor and installs it into the driver with its mailbox, or
-/// reports that it could not be built and gives the mailbox back.
+/// Builds the actor and installs it into the driver (`true`), or reports
+/// that it could not be built.
 ///
 /// Not async, so that the actor (moved into the driver at once) takes no
 /// room in the actor task's future.
@@ -803,8 +796,7 @@ fn build<A: ActorClass>(
     ctor: Box<dyn CtorBody<A>>,
     max_reconstructions: u64,
     per_call: Option<Arc<crate::resources::ResourcePool>>,
-    rx: mpsc::UnboundedReceiver<Msg<A>>,
-) -> Result<(), mpsc::UnboundedReceiver<Msg<A>>> {
+) -> bool {
     let t0 = info.obs.clock();
     let built = ActorCore::build(info, ctor, max_reconstructions);
     info.obs
@@ -817,8 +809,8 @@ fn build<A: ActorClass>(
             info.obs.set_alive();
             tracing::debug!(class = A::NAME, actor_id = %info.id, "ray: actor alive");
             core.cpu_per_call = per_call;
-            driver.install(Live::new(core, rx));
-            Ok(())
+            driver.install(Live::new(core));
+            true
         }
         Err(message) => {
             let err = info.set_dead(Error::ActorCreationFailed {
@@ -827,18 +819,37 @@ fn build<A: ActorClass>(
                 message,
             });
             info.report(ErrorKind::ActorDied, err.to_string());
-            Err(rx)
+            false
         }
     }
 }
 
-/// Fails every call left over or still arriving, then leaves the registry.
-async fn finish<A>(
-    info: &ActorInfo,
-    mut rx: mpsc::UnboundedReceiver<Msg<A>>,
-    leftovers: Vec<Envelope<A>>,
-) {
-    rx.close();
+/// The actor task's reference to its driver. Dropped with the task, however
+/// it ends (also unpolled, when its tokio runtime goes away first): the
+/// mailbox closes and the calls still in it are dropped, so their callers
+/// see `ObjectLost` instead of waiting forever.
+pub(crate) struct TaskDriver<A: 'static>(pub(crate) Arc<Driver<A>>);
+
+impl<A: 'static> std::ops::Deref for TaskDriver<A> {
+    type Target = Driver<A>;
+    fn deref(&self) -> &Driver<A> {
+        &self.0
+    }
+}
+
+impl<A: 'static> Drop for TaskDriver<A> {
+    fn drop(&mut self) {
+        self.0.mailbox.close();
+        while let Recv::Msg(msg, _) = self.0.mailbox.try_recv() {
+            drop(msg);
+        }
+    }
+}
+
+/// Closes the mailbox, fails every call left over or still in it, then
+/// leaves the registry.
+fn finish<A>(info: &ActorInfo, mailbox: &Mailbox<Msg<A>>, leftovers: Vec<Envelope<A>>) {
+    mailbox.close();
     // Built only if some call is left to fail with it.
     let mut err = None;
     let mut fail = |env: Envelope<A>| {
@@ -848,7 +859,8 @@ async fn finish<A>(
     for env in leftovers {
         fail(env);
     }
-    while let Some(msg) = rx.recv().await {
+    // Closed: what is queued is all there will be.
+    while let Recv::Msg(msg, _) = mailbox.try_recv() {
         if let Msg::Call(env) = msg {
             fail(env);
         }
@@ -860,8 +872,8 @@ async fn finish<A>(
 
 /// Runs the calls that arrived before placement (`early`), then every call
 /// from the mailbox, until the actor dies or every handle is gone. Calls of
-/// `early` not run are left in it. Then drops the actor and returns its
-/// mailbox and the calls left in its reorder buffers, to fail.
+/// `early` not run are left in it. Then drops the actor and returns the
+/// calls left in its reorder buffers, to fail.
 ///
 /// The actor is in `driver` (installed by the caller), where a caller about
 /// to wait for its own call may run the queued calls itself while the task
@@ -870,14 +882,14 @@ async fn run_calls<A: ActorClass>(
     info: &ActorInfo,
     driver: &Driver<A>,
     early: &mut Vec<Envelope<A>>,
-) -> (mpsc::UnboundedReceiver<Msg<A>>, Vec<Envelope<A>>) {
+) -> Vec<Envelope<A>> {
     // Declared first, so dropped last: after the flag below is released.
     let _installed = Installed(driver);
     let mut held = std::future::poll_fn(|cx| driver.poll_hold(cx)).await;
     let mut queued = std::mem::take(early).into_iter();
     while let Some(env) = queued.next() {
         let live = held.live();
-        let more_queued = queued.len() != 0 || !live.rx.is_empty();
+        let more_queued = queued.len() != 0 || !driver.mailbox.is_empty();
         if let Some(handoff) = process(info, live, Msg::Call(env), more_queued) {
             if !take_over(info, live, handoff).await {
                 early.extend(queued);
@@ -921,12 +933,11 @@ async fn take_over<A: ActorClass>(
     }
 }
 
-/// A live actor: its core and its mailbox, and what the synchronous side
+/// A live actor: its core, and what the synchronous side
 /// (the task's [`Driver::serve`] or a helping caller) hands to the task's
 /// async side.
 pub(crate) struct Live<A: 'static> {
     core: ActorCore<A>,
-    rx: mpsc::UnboundedReceiver<Msg<A>>,
     handoff: Option<Handoff<A>>,
     /// The actor task's waker, for a caller that hands it something.
     task: Option<Waker>,
@@ -938,10 +949,9 @@ pub(crate) struct Live<A: 'static> {
 }
 
 impl<A: 'static> Live<A> {
-    pub(crate) fn new(core: ActorCore<A>, rx: mpsc::UnboundedReceiver<Msg<A>>) -> Self {
+    pub(crate) fn new(core: ActorCore<A>) -> Self {
         Live {
             core,
-            rx,
             handoff: None,
             task: None,
             helps: 0,
@@ -1022,6 +1032,9 @@ const HELP_PAUSE: u32 = 256;
 /// once done.
 pub(crate) struct Driver<A: 'static> {
     info: Arc<ActorInfo>,
+    /// Sent to by the handles; received from by whoever holds `flag` (and
+    /// by the task before the actor is built and after it stopped).
+    mailbox: Mailbox<Msg<A>>,
     flag: HoldFlag,
     /// The actor; `None` before it is built and after it stopped. Accessed
     /// only by whoever holds `flag`.
@@ -1055,15 +1068,14 @@ impl<'a, A: 'static> Held<'a, A> {
             .expect("the actor task installed the actor")
     }
 
-    /// Takes the actor out for good and drops it: its mailbox and the calls
-    /// left in its reorder buffers are what remains to fail.
-    fn retire(&mut self) -> (mpsc::UnboundedReceiver<Msg<A>>, Vec<Envelope<A>>) {
+    /// Takes the actor out for good and drops it: the calls left in its
+    /// reorder buffers (and its mailbox) are what remains to fail.
+    fn retire(&mut self) -> Vec<Envelope<A>> {
         let mut live = self
             .slot()
             .take()
             .expect("the actor task installed the actor");
-        let drained = live.core.frontier.drain();
-        (live.rx, drained)
+        live.core.frontier.drain()
     }
 }
 
@@ -1082,6 +1094,7 @@ impl<A: 'static> Driver<A> {
         Driver {
             shared,
             info,
+            mailbox: Mailbox::new(),
             flag: HoldFlag::new(),
             live: UnsafeCell::new(None),
             helpable,
@@ -1104,6 +1117,18 @@ impl<A: 'static> Driver<A> {
                 None => std::thread::yield_now(),
             }
         }
+    }
+
+    /// Sends to the actor; `Err(msg)` once its mailbox is closed.
+    #[inline]
+    pub(crate) fn send(&self, msg: Msg<A>) -> Result<(), Msg<A>> {
+        self.mailbox.send(msg)
+    }
+
+    /// Every handle is gone: no more mail (the task stops once the queued
+    /// calls ran).
+    pub(crate) fn close_mailbox(&self) {
+        self.mailbox.close();
     }
 
     /// The actor's shared info.
@@ -1162,9 +1187,8 @@ impl<A: ActorClass> Driver<A> {
             return Poll::Ready(handoff);
         }
         loop {
-            match live.rx.poll_recv(cx) {
-                Poll::Ready(Some(msg)) => {
-                    let more_queued = !live.rx.is_empty();
+            match self.mailbox.poll_recv(cx) {
+                Poll::Ready(Some((msg, more_queued))) => {
                     if let Some(handoff) = process(&self.info, live, msg, more_queued) {
                         return Poll::Ready(handoff);
                     }
@@ -1239,11 +1263,10 @@ impl<A: ActorClass> Help for Driver<A> {
                     // The calls run as the actor's, not as the waiting task's.
                     crate::runtime::outside_task(self.info.runtime_weak(), || {
                         for _ in 0..HELP_BUDGET {
-                            let Ok(msg) = live.rx.try_recv() else {
+                            let Recv::Msg(msg, more_queued) = self.mailbox.try_recv() else {
                                 // Empty, or closed: the task hears of that itself.
                                 break;
                             };
-                            let more_queued = !live.rx.is_empty();
                             if let Some(h) = process(&self.info, live, msg, more_queued) {
                                 live.handoff = Some(h);
                                 break;

@@ -20,6 +20,7 @@ pub mod executor;
 pub(crate) mod flag;
 pub mod function;
 pub mod ids;
+mod mailbox;
 pub mod object;
 pub mod observe;
 pub mod resources;

@@ -1,0 +1,180 @@
+//! An actor's mailbox: an unbounded queue with one receiver (the actor's
+//! task, or a caller running queued calls for it), kept inside the actor's
+//! driver.
+//!
+//! A tokio `mpsc` channel is two allocations of its own per actor (the
+//! channel, 128-byte aligned, and a first block of 32 slots: over 1 KiB), for
+//! a queue that is mostly empty or holds a few calls. This one is a locked
+//! `VecDeque` (its buffer allocated on the first message) and the waiting
+//! receiver's waker. The lock is held for a push or a pop, never across a
+//! call.
+//!
+//! Closing: when every handle is gone, or when the actor task stops taking
+//! mail. Later sends fail and give their message back; messages already in
+//! the queue are still received, then the receiver sees the end.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+/// An unbounded queue of `T` with one receiver at a time (see the module
+/// docs).
+pub(crate) struct Mailbox<T> {
+    state: Mutex<State<T>>,
+}
+
+struct State<T> {
+    queue: VecDeque<T>,
+    /// The receiver, while it waits for mail.
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+/// What a receive found.
+pub(crate) enum Recv<T> {
+    /// A message, and whether more wait after it.
+    Msg(T, bool),
+    /// Nothing now.
+    Empty,
+    /// Closed, and nothing left.
+    Closed,
+}
+
+impl<T> Mailbox<T> {
+    pub(crate) fn new() -> Self {
+        Mailbox {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                waker: None,
+                closed: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // Nothing panics while the lock is held but a failed allocation; the
+        // queue is whole either way.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `msg` and wakes the receiver if it waits; `Err(msg)` once the
+    /// mailbox is closed.
+    pub(crate) fn send(&self, msg: T) -> Result<(), T> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(msg);
+        }
+        st.queue.push_back(msg);
+        let waker = st.waker.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Closes the mailbox (later sends fail) and wakes the receiver if it
+    /// waits. Queued messages stay to be received.
+    pub(crate) fn close(&self) {
+        let mut st = self.lock();
+        st.closed = true;
+        let waker = st.waker.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// The next message, without waiting.
+    pub(crate) fn try_recv(&self) -> Recv<T> {
+        let mut st = self.lock();
+        match st.queue.pop_front() {
+            Some(msg) => Recv::Msg(msg, !st.queue.is_empty()),
+            None if st.closed => Recv::Closed,
+            None => Recv::Empty,
+        }
+    }
+
+    /// The next message (and whether more wait after it), or `None` once the
+    /// mailbox is closed and empty; if there is none yet, `cx` is woken when
+    /// one arrives or the mailbox closes.
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<(T, bool)>> {
+        let mut st = self.lock();
+        match st.queue.pop_front() {
+            Some(msg) => Poll::Ready(Some((msg, !st.queue.is_empty()))),
+            None if st.closed => Poll::Ready(None),
+            None => {
+                if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    st.waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The next message, waiting for one; `None` once closed and empty.
+    pub(crate) async fn recv(&self) -> Option<T> {
+        std::future::poll_fn(|cx| self.poll_recv(cx))
+            .await
+            .map(|(msg, _)| msg)
+    }
+
+    /// Whether no message waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().queue.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn messages_come_out_in_order_then_the_end_after_close() {
+        let m = Mailbox::new();
+        m.send(1).unwrap();
+        m.send(2).unwrap();
+        assert!(matches!(m.try_recv(), Recv::Msg(1, true)));
+        m.close();
+        assert_eq!(m.send(3), Err(3), "a closed mailbox gives the message back");
+        assert!(matches!(m.try_recv(), Recv::Msg(2, false)));
+        assert!(matches!(m.try_recv(), Recv::Closed));
+        assert!(m.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_receiver_gets_every_message_from_many_senders() {
+        let m = Arc::new(Mailbox::new());
+        let senders: Vec<_> = (0..4u64)
+            .map(|s| {
+                let m = m.clone();
+                tokio::spawn(async move {
+                    for i in 0..2_000u64 {
+                        m.send((s, i)).unwrap();
+                        if i % 97 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        let closer = {
+            let m = m.clone();
+            tokio::spawn(async move {
+                for s in senders {
+                    s.await.unwrap();
+                }
+                m.close();
+            })
+        };
+        let mut next = [0u64; 4];
+        while let Some((s, i)) = m.recv().await {
+            // Each sender's messages arrive in its order, none lost.
+            assert_eq!(i, next[s as usize]);
+            next[s as usize] += 1;
+        }
+        assert_eq!(next, [2_000; 4]);
+        closer.await.unwrap();
+    }
+}
