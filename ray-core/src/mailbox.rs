@@ -30,6 +30,11 @@ struct State<T> {
     closed: bool,
 }
 
+/// A queue emptied with more room than this gives its buffer back: a burst
+/// of calls (a million pipelined) must not keep its memory for the actor's
+/// life.
+const KEEP_CAPACITY: usize = 1024;
+
 /// What a receive found.
 pub(crate) enum Recv<T> {
     /// A message, and whether more wait after it.
@@ -88,8 +93,8 @@ impl<T> Mailbox<T> {
     /// The next message, without waiting.
     pub(crate) fn try_recv(&self) -> Recv<T> {
         let mut st = self.lock();
-        match st.queue.pop_front() {
-            Some(msg) => Recv::Msg(msg, !st.queue.is_empty()),
+        match pop(&mut st) {
+            Some((msg, more)) => Recv::Msg(msg, more),
             None if st.closed => Recv::Closed,
             None => Recv::Empty,
         }
@@ -100,8 +105,8 @@ impl<T> Mailbox<T> {
     /// one arrives or the mailbox closes.
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<(T, bool)>> {
         let mut st = self.lock();
-        match st.queue.pop_front() {
-            Some(msg) => Poll::Ready(Some((msg, !st.queue.is_empty()))),
+        match pop(&mut st) {
+            Some(msg) => Poll::Ready(Some(msg)),
             None if st.closed => Poll::Ready(None),
             None => {
                 if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -125,6 +130,18 @@ impl<T> Mailbox<T> {
     }
 }
 
+/// The first message and whether more wait; an emptied queue with a large
+/// buffer lets it go.
+#[inline]
+fn pop<T>(st: &mut State<T>) -> Option<(T, bool)> {
+    let msg = st.queue.pop_front()?;
+    let more = !st.queue.is_empty();
+    if !more && st.queue.capacity() > KEEP_CAPACITY {
+        st.queue = VecDeque::new();
+    }
+    Some((msg, more))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +158,23 @@ mod tests {
         assert!(matches!(m.try_recv(), Recv::Msg(2, false)));
         assert!(matches!(m.try_recv(), Recv::Closed));
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn an_emptied_queue_gives_a_burst_s_memory_back() {
+        let m = Mailbox::new();
+        for i in 0..10_000 {
+            m.send(i).unwrap();
+        }
+        assert!(m.lock().queue.capacity() >= 10_000);
+        for i in 0..10_000 {
+            assert!(matches!(m.try_recv(), Recv::Msg(j, _) if j == i));
+        }
+        assert!(m.lock().queue.capacity() <= KEEP_CAPACITY);
+        // A small queue keeps its buffer (no allocation per message).
+        m.send(1).unwrap();
+        assert!(matches!(m.try_recv(), Recv::Msg(1, false)));
+        assert!(m.lock().queue.capacity() > 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
