@@ -115,8 +115,12 @@ enum Life {
 /// The in-memory store: checkpoints outlive actor restarts, not the process.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    actors: Mutex<HashMap<ActorId, Vec<(CheckpointRecord, Life)>>>,
+    /// Only actors with checkpoints recorded have an entry.
+    actors: Mutex<HashMap<ActorId, Records, crate::executor::IdBuildHasher>>,
 }
+
+/// One actor's checkpoint records, oldest first.
+type Records = Vec<(CheckpointRecord, Life)>;
 
 impl MemoryStore {
     /// An empty store.
@@ -124,13 +128,27 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn with<R>(
-        &self,
-        actor: ActorId,
-        f: impl FnOnce(&mut Vec<(CheckpointRecord, Life)>) -> R,
-    ) -> R {
+    /// `f` on `actor`'s records. An actor without any keeps no entry (every
+    /// checkpointable actor lists and expires at start, most never save).
+    fn with<R>(&self, actor: ActorId, f: impl FnOnce(&mut Records) -> R) -> R {
         let mut m = self.actors.lock().unwrap_or_else(|p| p.into_inner());
-        f(m.entry(actor).or_default())
+        match m.get_mut(&actor) {
+            Some(v) => {
+                let r = f(v);
+                if v.is_empty() {
+                    m.remove(&actor);
+                }
+                r
+            }
+            None => {
+                let mut v = Vec::new();
+                let r = f(&mut v);
+                if !v.is_empty() {
+                    m.insert(actor, v);
+                }
+                r
+            }
+        }
     }
 }
 
@@ -262,5 +280,53 @@ impl<A: serde::Serialize + serde::de::DeserializeOwned> CheckpointPolicy<A> {
                 decode: |b| postcard::from_bytes(b).map_err(|e| e.to_string()),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> CheckpointRecord {
+        CheckpointRecord {
+            checkpoint_id: CheckpointId::random(),
+            timestamp: 1,
+            frontier: FrontierSnapshot::default(),
+            state: None,
+        }
+    }
+
+    #[test]
+    fn the_memory_store_keeps_no_entry_for_actors_without_checkpoints() {
+        let store = MemoryStore::new();
+        let entries = || store.actors.lock().unwrap().len();
+        for _ in 0..100 {
+            let a = ActorId::random();
+            assert!(store.list(a).unwrap().is_empty());
+            assert!(store.expire(a, 20).unwrap().is_empty());
+        }
+        assert_eq!(entries(), 0, "listing and expiring record nothing");
+        let a = ActorId::random();
+        let (r1, r2) = (record(), record());
+        store.begin(a, &r1).unwrap();
+        store.commit(a, r1.checkpoint_id).unwrap();
+        store.begin(a, &r2).unwrap();
+        store.commit(a, r2.checkpoint_id).unwrap();
+        assert_eq!(entries(), 1);
+        assert_eq!(store.expire(a, 1).unwrap(), vec![r1.checkpoint_id]);
+        store.forget(a, r1.checkpoint_id).unwrap();
+        let listed: Vec<_> = store
+            .list(a)
+            .unwrap()
+            .iter()
+            .map(|r| r.checkpoint_id)
+            .collect();
+        assert_eq!(listed, vec![r2.checkpoint_id]);
+        store.forget(a, r2.checkpoint_id).unwrap();
+        assert_eq!(
+            entries(),
+            0,
+            "the last checkpoint forgotten, the entry goes"
+        );
     }
 }
