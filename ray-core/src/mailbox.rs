@@ -5,8 +5,8 @@
 //! A tokio `mpsc` channel is two allocations of its own per actor (the
 //! channel, 128-byte aligned, and a first block of 32 slots: over 1 KiB), for
 //! a queue that is mostly empty or holds a few calls. This one is a locked
-//! `VecDeque` (its buffer allocated on the first message) and the waiting
-//! receiver's waker. The lock is held for a push or a pop, never across a
+//! slot for one message, a `VecDeque` for more (its buffer allocated when
+//! two are queued at once) and the waiting receiver's waker. The lock is held for a push or a pop, never across a
 //! call.
 //!
 //! Closing: when every handle is gone, or when the actor task stops taking
@@ -24,6 +24,10 @@ pub(crate) struct Mailbox<T> {
 }
 
 struct State<T> {
+    /// The oldest message, when it came to an empty queue: one call at a
+    /// time (a caller awaiting each call) needs no buffer.
+    first: Option<T>,
+    /// The messages after `first`.
     queue: VecDeque<T>,
     /// The receiver, while it waits for mail.
     waker: Option<Waker>,
@@ -49,6 +53,7 @@ impl<T> Mailbox<T> {
     pub(crate) fn new() -> Self {
         Mailbox {
             state: Mutex::new(State {
+                first: None,
                 queue: VecDeque::new(),
                 waker: None,
                 closed: false,
@@ -69,7 +74,11 @@ impl<T> Mailbox<T> {
         if st.closed {
             return Err(msg);
         }
-        st.queue.push_back(msg);
+        if st.first.is_none() && st.queue.is_empty() {
+            st.first = Some(msg);
+        } else {
+            st.queue.push_back(msg);
+        }
         let waker = st.waker.take();
         drop(st);
         if let Some(w) = waker {
@@ -126,7 +135,8 @@ impl<T> Mailbox<T> {
 
     /// Whether no message waits.
     pub(crate) fn is_empty(&self) -> bool {
-        self.lock().queue.is_empty()
+        let st = self.lock();
+        st.first.is_none() && st.queue.is_empty()
     }
 }
 
@@ -134,6 +144,9 @@ impl<T> Mailbox<T> {
 /// buffer lets it go.
 #[inline]
 fn pop<T>(st: &mut State<T>) -> Option<(T, bool)> {
+    if let Some(msg) = st.first.take() {
+        return Some((msg, !st.queue.is_empty()));
+    }
     let msg = st.queue.pop_front()?;
     let more = !st.queue.is_empty();
     if !more && st.queue.capacity() > KEEP_CAPACITY {
@@ -171,10 +184,39 @@ mod tests {
             assert!(matches!(m.try_recv(), Recv::Msg(j, _) if j == i));
         }
         assert!(m.lock().queue.capacity() <= KEEP_CAPACITY);
-        // A small queue keeps its buffer (no allocation per message).
+        // One message at a time needs no buffer; a small queue keeps its
+        // buffer (no allocation per message).
         m.send(1).unwrap();
         assert!(matches!(m.try_recv(), Recv::Msg(1, false)));
+        assert_eq!(m.lock().queue.capacity(), 0);
+        for i in 0..3 {
+            m.send(i).unwrap();
+        }
+        for i in 0..3 {
+            assert!(matches!(m.try_recv(), Recv::Msg(j, more) if j == i && more == (i < 2)));
+        }
         assert!(m.lock().queue.capacity() > 0);
+        // Interleaved sends and receives keep the order across the slot and
+        // the queue.
+        let mut next_in = 0;
+        let mut next_out = 0;
+        for round in 0..200 {
+            for _ in 0..(round % 5) {
+                m.send(next_in).unwrap();
+                next_in += 1;
+            }
+            for _ in 0..(round % 3) {
+                if let Recv::Msg(j, _) = m.try_recv() {
+                    assert_eq!(j, next_out);
+                    next_out += 1;
+                }
+            }
+        }
+        while let Recv::Msg(j, _) = m.try_recv() {
+            assert_eq!(j, next_out);
+            next_out += 1;
+        }
+        assert_eq!(next_out, next_in);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
