@@ -43,7 +43,9 @@ struct Checkpointer<A> {
     policy: CheckpointPolicy<A>,
     store: std::sync::Arc<dyn CheckpointStore>,
     keep: usize,
-    since: u64,
+    /// What the policy sees, kept from call to call (the actor's ID is not
+    /// copied in each time): the counter lives here.
+    ctx: CheckpointContext,
     /// Since the last checkpoint (or the actor's start).
     last: Stopwatch,
     /// Checkpoints taken by this incarnation of the program.
@@ -87,14 +89,11 @@ impl<A> Checkpointer<A> {
         force: bool,
         frontier: impl FnOnce() -> FrontierSnapshot,
     ) -> Option<CheckpointRecord> {
-        self.since += 1;
-        let ctx = CheckpointContext {
-            actor_id: info.id,
-            num_tasks_since_last_checkpoint: self.since,
-            time_elapsed_ms_since_last_checkpoint: self.last.elapsed_ms(),
-        };
+        self.ctx.num_tasks_since_last_checkpoint += 1;
+        self.ctx.time_elapsed_ms_since_last_checkpoint = self.last.elapsed_ms();
+        let ctx = &self.ctx;
         let (take, state) = match &self.policy.kind {
-            PolicyKind::Hooks { should, .. } => (should(actor, &ctx) || force, None),
+            PolicyKind::Hooks { should, .. } => (should(actor, ctx) || force, None),
             PolicyKind::Auto {
                 every_calls,
                 every_ms,
@@ -178,7 +177,7 @@ impl<A> Checkpointer<A> {
         match saved.and_then(|()| self.store.commit(info.id, id).map_err(|e| e.to_string())) {
             Ok(()) => {
                 self.expire(actor, info);
-                self.since = 0;
+                self.ctx.num_tasks_since_last_checkpoint = 0;
                 self.last.restart();
                 Some(record)
             }
@@ -408,7 +407,11 @@ impl<A: ActorClass> ActorCore<A> {
                     policy,
                     store: rt.checkpoint_store(),
                     keep,
-                    since: 0,
+                    ctx: CheckpointContext {
+                        actor_id: info.id,
+                        num_tasks_since_last_checkpoint: 0,
+                        time_elapsed_ms_since_last_checkpoint: 0,
+                    },
                     last: Stopwatch::started(),
                     taken: HashSet::new(),
                 };

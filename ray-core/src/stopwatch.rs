@@ -43,6 +43,7 @@ impl Stopwatch {
 
     /// Whole milliseconds since the start (see the module docs for the
     /// precision).
+    #[inline]
     pub(crate) fn elapsed_ms(&mut self) -> u64 {
         let tick = coarse_now();
         if tick.is_none() || tick != self.tick {
@@ -55,6 +56,7 @@ impl Stopwatch {
 
 /// The coarse monotonic clock in nanoseconds.
 #[cfg(target_os = "linux")]
+#[inline]
 fn coarse_now() -> Option<u64> {
     let mut ts = libc::timespec {
         tv_sec: 0,
