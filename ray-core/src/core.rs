@@ -38,10 +38,18 @@ fn covers(f: &FrontierSnapshot, floor: &FrontierSnapshot) -> bool {
     floor.next.iter().all(|(h, n)| f.next_expected(h) >= *n)
 }
 
+/// The runtime's checkpoint store, looked up when needed: held by every
+/// checkpointing actor, its reference count would be one more cache line
+/// all of them write at creation and at exit.
+fn store_of(info: &ActorInfo) -> Result<std::sync::Arc<dyn CheckpointStore>, String> {
+    info.runtime()
+        .map(|rt| rt.checkpoint_store())
+        .ok_or_else(|| "the runtime is shut down".to_owned())
+}
+
 /// The checkpoint policy of one live actor.
 struct Checkpointer<A> {
     policy: CheckpointPolicy<A>,
-    store: std::sync::Arc<dyn CheckpointStore>,
     keep: usize,
     /// What the policy sees, kept from call to call (the actor's ID is not
     /// copied in each time): the counter lives here.
@@ -59,7 +67,11 @@ impl<A> Checkpointer<A> {
 
     /// Reports (once) every expired checkpoint, then forgets it.
     fn expire(&self, actor: &mut A, info: &ActorInfo) {
-        let expired = match self.store.expire(info.id, self.keep) {
+        let store = match store_of(info) {
+            Ok(s) => s,
+            Err(e) => return self.report(info, format!("could not expire checkpoints: {e}")),
+        };
+        let expired = match store.expire(info.id, self.keep) {
             Ok(v) => v,
             Err(e) => return self.report(info, format!("could not expire checkpoints: {e}")),
         };
@@ -69,7 +81,7 @@ impl<A> Checkpointer<A> {
                     self.report(info, format!("checkpoint_expired({id}) failed: {e}"));
                 }
             }
-            if let Err(e) = self.store.forget(info.id, id) {
+            if let Err(e) = store.forget(info.id, id) {
                 self.report(
                     info,
                     format!("could not forget expired checkpoint {id}: {e}"),
@@ -166,7 +178,14 @@ impl<A> Checkpointer<A> {
         record: CheckpointRecord,
     ) -> Option<CheckpointRecord> {
         let id = record.checkpoint_id;
-        if let Err(e) = self.store.begin(info.id, &record) {
+        let store = match store_of(info) {
+            Ok(s) => s,
+            Err(e) => {
+                self.report(info, format!("could not record checkpoint {id}: {e}"));
+                return None;
+            }
+        };
+        if let Err(e) = store.begin(info.id, &record) {
             self.report(info, format!("could not record checkpoint {id}: {e}"));
             return None;
         }
@@ -174,7 +193,7 @@ impl<A> Checkpointer<A> {
             PolicyKind::Hooks { save, .. } => save(actor, info.id, id).map_err(|e| e.to_string()),
             PolicyKind::Auto { .. } => Ok(()),
         };
-        match saved.and_then(|()| self.store.commit(info.id, id).map_err(|e| e.to_string())) {
+        match saved.and_then(|()| store.commit(info.id, id).map_err(|e| e.to_string())) {
             Ok(()) => {
                 self.expire(actor, info);
                 self.ctx.num_tasks_since_last_checkpoint = 0;
@@ -183,7 +202,7 @@ impl<A> Checkpointer<A> {
             }
             Err(e) => {
                 self.report(info, format!("save_checkpoint({id}) failed: {e}"));
-                let _ = self.store.forget(info.id, id);
+                let _ = store.forget(info.id, id);
                 None
             }
         }
@@ -405,7 +424,6 @@ impl<A: ActorClass> ActorCore<A> {
                 };
                 let c = Checkpointer {
                     policy,
-                    store: rt.checkpoint_store(),
                     keep,
                     ctx: CheckpointContext {
                         actor_id: info.id,
@@ -415,14 +433,20 @@ impl<A: ActorClass> ActorCore<A> {
                     last: Stopwatch::started(),
                     taken: HashSet::new(),
                 };
-                let available = c.store.list(info.id).unwrap_or_else(|e| {
-                    c.report(info, format!("could not list checkpoints: {e}"));
-                    Vec::new()
-                });
-                let (restored, loaded) = c.restore(info, &*ctor, actor, available)?;
-                actor = restored;
-                creation_checkpoint = loaded.map(|r| r.checkpoint_id);
-                c.expire(&mut actor, info);
+                // Only a named actor's ID can have checkpoints already (from
+                // an earlier incarnation); an unnamed one's is fresh and
+                // random, so the store (a lock shared by every actor) is not
+                // asked.
+                if info.obs.name.is_some() {
+                    let available = rt.checkpoint_store().list(info.id).unwrap_or_else(|e| {
+                        c.report(info, format!("could not list checkpoints: {e}"));
+                        Vec::new()
+                    });
+                    let (restored, loaded) = c.restore(info, &*ctor, actor, available)?;
+                    actor = restored;
+                    creation_checkpoint = loaded.map(|r| r.checkpoint_id);
+                    c.expire(&mut actor, info);
+                }
                 Some(Box::new(c))
             }
             _ => None,
@@ -898,9 +922,8 @@ impl<A: ActorClass> ActorCore<A> {
         let mut restored = None;
         let actor = match &self.checkpointer {
             Some(c) => {
-                let available: Vec<CheckpointRecord> = c
-                    .store
-                    .list(info.id)
+                let available: Vec<CheckpointRecord> = store_of(info)
+                    .and_then(|s| s.list(info.id).map_err(|e| e.to_string()))
                     .unwrap_or_default()
                     .into_iter()
                     .filter(|r| self.replayable_from(r))
