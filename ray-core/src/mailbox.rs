@@ -6,8 +6,8 @@
 //! channel, 128-byte aligned, and a first block of 32 slots: over 1 KiB), for
 //! a queue that is mostly empty or holds a few calls. This one is a locked
 //! slot for one message, a `VecDeque` for more (its buffer allocated when
-//! two are queued at once) and the waiting receiver's waker. The lock is held for a push or a pop, never across a
-//! call.
+//! two are queued at once) and the waiting receiver's waker. The lock is
+//! held for a push or a pop, never across a call.
 //!
 //! Closing: when every handle is gone, or when the actor task stops taking
 //! mail. Later sends fail and give their message back; messages already in
