@@ -740,7 +740,6 @@ pub(crate) async fn actor_main<A: ActorClass>(
     max_reconstructions: u64,
     placement: Placement,
 ) {
-    let mut leftovers = Vec::new();
     let mut early = Vec::new();
     let mut per_call = None;
     let allocation = match placement {
@@ -773,13 +772,12 @@ pub(crate) async fn actor_main<A: ActorClass>(
         wait.await;
     }
     if build(&info, &driver, ctor, max_reconstructions, per_call) {
+        // The early calls not run stay in `early`, ahead of those left in
+        // the reorder buffers.
         let drained = run_calls(&info, &driver, &mut early).await;
-        leftovers.append(&mut early);
-        leftovers.extend(drained);
-    } else {
-        leftovers.append(&mut early);
+        early.extend(drained);
     }
-    finish(&info, &driver.mailbox, leftovers);
+    finish(&info, &driver.mailbox, early);
     // The actor's resources go back to the node last.
     drop(allocation);
     info.obs.set_lifetime(None);
@@ -839,31 +837,22 @@ impl<A: 'static> std::ops::Deref for TaskDriver<A> {
 
 impl<A: 'static> Drop for TaskDriver<A> {
     fn drop(&mut self) {
-        self.0.mailbox.close();
-        while let Recv::Msg(msg, _) = self.0.mailbox.try_recv() {
-            drop(msg);
-        }
+        drop(self.0.mailbox.close_and_drain());
     }
 }
 
 /// Closes the mailbox, fails every call left over or still in it, then
 /// leaves the registry.
 fn finish<A>(info: &ActorInfo, mailbox: &Mailbox<Msg<A>>, leftovers: Vec<Envelope<A>>) {
-    mailbox.close();
+    let queued = mailbox.close_and_drain().filter_map(|msg| match msg {
+        Msg::Call(env) => Some(env),
+        Msg::Wake => None,
+    });
     // Built only if some call is left to fail with it.
     let mut err = None;
-    let mut fail = |env: Envelope<A>| {
+    for env in leftovers.into_iter().chain(queued) {
         let e = err.get_or_insert_with(|| info.death_error()).clone();
         env.fail(e, info);
-    };
-    for env in leftovers {
-        fail(env);
-    }
-    // Closed: what is queued is all there will be.
-    while let Recv::Msg(msg, _) = mailbox.try_recv() {
-        if let Msg::Call(env) = msg {
-            fail(env);
-        }
     }
     if let Some(rt) = info.runtime() {
         rt.unregister(&info.id);

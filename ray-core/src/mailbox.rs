@@ -99,6 +99,16 @@ impl<T> Mailbox<T> {
         }
     }
 
+    /// Closes the mailbox and takes every message still queued, oldest
+    /// first (dropped or failed by the caller, outside the lock).
+    pub(crate) fn close_and_drain(&self) -> impl Iterator<Item = T> {
+        self.close();
+        // Closed: nothing more can come.
+        let mut st = self.lock();
+        let first = st.first.take();
+        first.into_iter().chain(std::mem::take(&mut st.queue))
+    }
+
     /// The next message, without waiting.
     pub(crate) fn try_recv(&self) -> Recv<T> {
         let mut st = self.lock();
@@ -171,6 +181,17 @@ mod tests {
         assert!(matches!(m.try_recv(), Recv::Msg(2, false)));
         assert!(matches!(m.try_recv(), Recv::Closed));
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn close_and_drain_takes_the_slot_and_the_queue_in_order() {
+        let m = Mailbox::new();
+        for i in 1..=3 {
+            m.send(i).unwrap();
+        }
+        assert_eq!(m.close_and_drain().collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(m.send(4), Err(4));
+        assert!(matches!(m.try_recv(), Recv::Closed));
     }
 
     #[test]

@@ -284,10 +284,7 @@ impl RuntimeInner {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        let spawner = self
-            .spawner
-            .as_ref()
-            .expect("a non-local runtime always has a spawner");
+        let spawner = self.tokio_handle();
         self.live_tasks.fetch_add(1, Ordering::AcqRel);
         let done = TaskDone(Arc::downgrade(self));
         let ctx = TaskCtx {
