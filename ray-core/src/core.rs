@@ -67,11 +67,13 @@ impl<A> Checkpointer<A> {
 
     /// Reports (once) every expired checkpoint, then forgets it.
     fn expire(&self, actor: &mut A, info: &ActorInfo) {
-        let store = match store_of(info) {
-            Ok(s) => s,
-            Err(e) => return self.report(info, format!("could not expire checkpoints: {e}")),
-        };
-        let expired = match store.expire(info.id, self.keep) {
+        let expired = store_of(info).and_then(|store| {
+            let ids = store
+                .expire(info.id, self.keep)
+                .map_err(|e| e.to_string())?;
+            Ok((store, ids))
+        });
+        let (store, expired) = match expired {
             Ok(v) => v,
             Err(e) => return self.report(info, format!("could not expire checkpoints: {e}")),
         };
@@ -178,17 +180,17 @@ impl<A> Checkpointer<A> {
         record: CheckpointRecord,
     ) -> Option<CheckpointRecord> {
         let id = record.checkpoint_id;
-        let store = match store_of(info) {
-            Ok(s) => s,
+        let begun = store_of(info).and_then(|store| {
+            store.begin(info.id, &record).map_err(|e| e.to_string())?;
+            Ok(store)
+        });
+        let store = match begun {
+            Ok(store) => store,
             Err(e) => {
                 self.report(info, format!("could not record checkpoint {id}: {e}"));
                 return None;
             }
         };
-        if let Err(e) = store.begin(info.id, &record) {
-            self.report(info, format!("could not record checkpoint {id}: {e}"));
-            return None;
-        }
         let saved = match &self.policy.kind {
             PolicyKind::Hooks { save, .. } => save(actor, info.id, id).map_err(|e| e.to_string()),
             PolicyKind::Auto { .. } => Ok(()),
