@@ -10,7 +10,7 @@
 use std::any::Any;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::call::{ArgTuple, MethodDescriptor};
@@ -382,12 +382,11 @@ impl<A: 'static> Drop for ActorShared<A> {
 pub struct RawHandle<A: 'static> {
     shared: Arc<ActorShared<A>>,
     id: ActorHandleId,
-    seq: Mutex<Seq>,
-}
-
-struct Seq {
-    next_counter: u64,
-    num_forks: u64,
+    /// The counter of this handle's next call. Taken under the mailbox's
+    /// lock as the call is queued, so the counters go in mailbox order.
+    next_counter: AtomicU64,
+    /// How many forks this handle made.
+    num_forks: AtomicU64,
 }
 
 impl<A: ActorClass> RawHandle<A> {
@@ -420,21 +419,18 @@ impl<A: ActorClass> RawHandle<A> {
         match &self.shared.mode {
             Mode::Remote(driver) => {
                 crate::exec::note_call(driver, Arc::as_ptr(&call) as *const () as usize);
-                let mut seq = lock(&self.seq);
-                let env = Envelope::new(call, seq.next_counter);
-                seq.next_counter += 1;
-                if let Err(Msg::Call(env)) = driver.send(Msg::Call(env)) {
-                    drop(seq);
+                let sent = driver.send_with(|| {
+                    let counter = self.next_counter.fetch_add(1, Ordering::Relaxed);
+                    Msg::Call(Envelope::new(call, counter))
+                });
+                if let Err(Msg::Call(env)) = sent {
                     env.fail(self.shared.info.death_error(), &self.shared.info);
                 }
             }
             Mode::Local(state) => {
                 let mut state = lock(state);
-                let counter = {
-                    let mut seq = lock(&self.seq);
-                    seq.next_counter += 1;
-                    seq.next_counter - 1
-                };
+                // Under the state's lock: the counters go in admission order.
+                let counter = self.next_counter.fetch_add(1, Ordering::Relaxed);
                 let env = Envelope::new(call, counter);
                 let info = &self.shared.info;
                 match &mut *state {
@@ -455,17 +451,8 @@ impl<A: ActorClass> RawHandle<A> {
 
     /// A fork: a new handle ID derived from this one and its fork count.
     pub fn fork(&self) -> Self {
-        let mut seq = lock(&self.seq);
-        let id = ActorHandleId::forked(&self.id, seq.num_forks);
-        seq.num_forks += 1;
-        RawHandle {
-            shared: self.shared.clone(),
-            id,
-            seq: Mutex::new(Seq {
-                next_counter: 0,
-                num_forks: 0,
-            }),
-        }
+        let n = self.num_forks.fetch_add(1, Ordering::Relaxed);
+        Self::with_id(self.shared.clone(), ActorHandleId::forked(&self.id, n))
     }
 
     /// Kills the actor (see `ray::kill`): `restart` makes it a crash, rebuilt
@@ -508,10 +495,8 @@ impl<A: ActorClass> RawHandle<A> {
         RawHandle {
             shared,
             id,
-            seq: Mutex::new(Seq {
-                next_counter: 0,
-                num_forks: 0,
-            }),
+            next_counter: AtomicU64::new(0),
+            num_forks: AtomicU64::new(0),
         }
     }
 
@@ -845,10 +830,8 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
     Ok(A::Handle::__from_raw(RawHandle {
         shared,
         id: ActorHandleId::NIL,
-        seq: Mutex::new(Seq {
-            next_counter: 1,
-            num_forks: 0,
-        }),
+        next_counter: AtomicU64::new(1),
+        num_forks: AtomicU64::new(0),
     }))
 }
 

@@ -1114,6 +1114,13 @@ impl<A: 'static> Driver<A> {
         self.mailbox.send(msg)
     }
 
+    /// Sends the message `make` builds, under the mailbox's lock (so what it
+    /// numbers goes in mailbox order); `Err(msg)` once the mailbox is closed.
+    #[inline]
+    pub(crate) fn send_with(&self, make: impl FnOnce() -> Msg<A>) -> Result<(), Msg<A>> {
+        self.mailbox.send_with(make)
+    }
+
     /// Every handle is gone: no more mail (the task stops once the queued
     /// calls ran).
     pub(crate) fn close_mailbox(&self) {

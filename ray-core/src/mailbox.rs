@@ -70,10 +70,20 @@ impl<T> Mailbox<T> {
     /// Queues `msg` and wakes the receiver if it waits; `Err(msg)` once the
     /// mailbox is closed.
     pub(crate) fn send(&self, msg: T) -> Result<(), T> {
+        self.send_with(|| msg)
+    }
+
+    /// Queues the message `make` builds, under the lock: messages numbered
+    /// in `make` go in the order of their numbers. `Err` (the message,
+    /// built outside the lock) once the mailbox is closed.
+    #[inline]
+    pub(crate) fn send_with(&self, make: impl FnOnce() -> T) -> Result<(), T> {
         let mut st = self.lock();
         if st.closed {
-            return Err(msg);
+            drop(st);
+            return Err(make());
         }
+        let msg = make();
         if st.first.is_none() && st.queue.is_empty() {
             st.first = Some(msg);
         } else {
