@@ -284,4 +284,43 @@ mod tests {
         assert_eq!(next, [2_000; 4]);
         closer.await.unwrap();
     }
+
+    /// Threads numbering their messages from one shared counter inside
+    /// `send_with` (as a handle shared by many callers numbers its calls):
+    /// the receiver sees the numbers in order, none skipped, none twice.
+    #[test]
+    fn numbers_taken_in_send_with_arrive_in_order() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let m = Arc::new(Mailbox::new());
+        let counter = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (m, counter) = (m.clone(), counter.clone());
+                std::thread::spawn(move || {
+                    for i in 0..5_000u32 {
+                        m.send_with(|| counter.fetch_add(1, Ordering::Relaxed))
+                            .unwrap();
+                        if (i + t) % 64 == 0 {
+                            std::thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut next = 0;
+        let mut receive = |next: &mut u64| {
+            while let Recv::Msg(n, _) = m.try_recv() {
+                assert_eq!(n, *next, "a number arrived out of order");
+                *next += 1;
+            }
+        };
+        while threads.iter().any(|t| !t.is_finished()) {
+            receive(&mut next);
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        receive(&mut next);
+        assert_eq!(next, 20_000);
+    }
 }
