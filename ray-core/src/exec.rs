@@ -3,6 +3,7 @@
 //! runs calls in order, checkpoints and rebuilds lives in `core.rs`.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -930,6 +931,10 @@ pub(crate) struct Live<A: 'static> {
     handoff: Option<Handoff<A>>,
     /// The actor task's waker, for a caller that hands it something.
     task: Option<Waker>,
+    /// Mail taken from the mailbox and not yet run, oldest first (see
+    /// [`Mailbox::try_recv_into`]): whoever holds the actor receives from
+    /// here first.
+    inbox: VecDeque<Msg<A>>,
     /// How many times callers ran calls (some runs are timed).
     helps: u32,
     /// Callers leave this many more chances to run calls to the actor task:
@@ -943,6 +948,7 @@ impl<A: 'static> Live<A> {
             core,
             handoff: None,
             task: None,
+            inbox: VecDeque::new(),
             helps: 0,
             help_pause: 0,
         }
@@ -1064,7 +1070,12 @@ impl<'a, A: 'static> Held<'a, A> {
             .slot()
             .take()
             .expect("the actor task installed the actor");
-        live.core.frontier.drain()
+        let mut left = live.core.frontier.drain();
+        left.extend(live.inbox.drain(..).filter_map(|msg| match msg {
+            Msg::Call(env) => Some(env),
+            Msg::Wake => None,
+        }));
+        left
     }
 }
 
@@ -1183,7 +1194,7 @@ impl<A: ActorClass> Driver<A> {
             return Poll::Ready(handoff);
         }
         loop {
-            match self.mailbox.poll_recv(cx) {
+            match self.mailbox.poll_recv_into(cx, &mut live.inbox) {
                 Poll::Ready(Some((msg, more_queued))) => {
                     if let Some(handoff) = process(&self.info, live, msg, more_queued) {
                         return Poll::Ready(handoff);
@@ -1259,7 +1270,9 @@ impl<A: ActorClass> Help for Driver<A> {
                     // The calls run as the actor's, not as the waiting task's.
                     crate::runtime::outside_task(self.info.runtime_weak(), || {
                         for _ in 0..HELP_BUDGET {
-                            let Recv::Msg(msg, more_queued) = self.mailbox.try_recv() else {
+                            let Recv::Msg(msg, more_queued) =
+                                self.mailbox.try_recv_into(&mut live.inbox)
+                            else {
                                 // Empty, or closed: the task hears of that itself.
                                 break;
                             };
@@ -1279,7 +1292,10 @@ impl<A: ActorClass> Help for Driver<A> {
                         live.helps = 0;
                     }
                 }
-                if live.handoff.is_some() {
+                // Something for the task: a handoff, or mail this caller
+                // took from the mailbox and left (no sender wakes the task
+                // for it).
+                if live.handoff.is_some() || !live.inbox.is_empty() {
                     wake = live.task.clone();
                 }
             }
