@@ -226,7 +226,7 @@ impl<T> Mailbox<T> {
 
 /// How many messages a receiver with its own queue takes at most per lock,
 /// after the one it receives.
-pub(crate) const BATCH: usize = 15;
+pub(crate) const BATCH: usize = 63;
 
 /// Moves up to [`BATCH`] queued messages into `inbox`.
 #[inline]
