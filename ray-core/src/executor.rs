@@ -165,6 +165,7 @@ impl<T> Frontier<T> {
 
     /// Offers a call. At most one call per handle is `Ready` at a time: the next
     /// one becomes available through [`Frontier::complete`].
+    #[inline]
     pub fn offer(&mut self, handle: ActorHandleId, counter: u64, call: T) -> Offer<T> {
         let lane = self.lane_entry(handle);
         if counter < lane.next || (counter == lane.next && lane.running) {
@@ -183,6 +184,7 @@ impl<T> Frontier<T> {
 
     /// Records that the ready call of `handle` finished; returns the handle's
     /// next call if it is already buffered (it is then the ready one).
+    #[inline]
     pub fn complete(&mut self, handle: &ActorHandleId) -> Option<T> {
         let lane = self.lane_mut(handle)?;
         debug_assert!(lane.running, "complete() without a ready call");
