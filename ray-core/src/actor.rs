@@ -1,9 +1,9 @@
 //! Actors: classes, options, handles, and the task that runs each actor.
 //!
-//! A handle owns a sender into the actor's mailbox. Submitting a call assigns
-//! the handle's next counter and sends under the handle's lock, so the calls
-//! of one handle reach the mailbox in counter order even when many tasks share
-//! the handle. The actor task admits each call through its [`Frontier`](crate::executor::Frontier), runs
+//! A handle owns a sender into the actor's mailbox. Submitting a call takes
+//! the handle's next counter inside the mailbox's lock, as the call is
+//! queued, so the calls of one handle reach the mailbox in counter order even
+//! when many tasks share the handle. The actor task admits each call through its [`Frontier`](crate::executor::Frontier), runs
 //! ready calls one at a time, and stops when the last handle is gone (after
 //! the calls already queued), when killed, or when its runtime shuts down.
 

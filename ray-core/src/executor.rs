@@ -7,7 +7,7 @@
 //! dropped, so no call ever runs twice, whatever the arrival order.
 //!
 //! In one process every handle submits through the same FIFO mailbox with its
-//! counter assigned under the handle's lock, so calls usually arrive in order
+//! counter taken under the mailbox's lock, so calls usually arrive in order
 //! and the buffer stays empty; the buffer is what keeps the executor correct
 //! for any arrival order (retransmits, calls that cross machines later).
 
