@@ -386,7 +386,7 @@ mod tests {
             })
             .collect();
         let mut next = 0;
-        let mut receive = |next: &mut u64| {
+        let receive = |next: &mut u64| {
             while let Recv::Msg(n, _) = m.try_recv() {
                 assert_eq!(n, *next, "a number arrived out of order");
                 *next += 1;
