@@ -11,7 +11,7 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -73,10 +73,25 @@ impl Waiters {
 /// Where one object's value goes: pending (with its waiters) or ready.
 #[doc(hidden)]
 pub struct Slot<T> {
-    /// Drawn on first use (most objects are never asked for their ID) and
-    /// boxed: one word in every slot instead of three.
-    id: AtomicPtr<ObjectId>,
+    /// The ID, drawn on first use (most objects are never asked for their
+    /// ID) and boxed: one word in every slot instead of three (0 until
+    /// drawn); and in bit 0, [`READY`]: whether `state` is ready, readable
+    /// without the lock.
+    id_ready: AtomicUsize,
     state: Mutex<State<T>>,
+}
+
+/// Bit 0 of [`Slot`]'s `id_ready`: the state is `Ready` (set under the
+/// lock, after the state; never cleared while the slot is shared).
+const READY: usize = 1;
+
+/// A boxed ID, aligned so that bit 0 of its address is free for [`READY`].
+#[repr(align(8))]
+struct BoxedId(ObjectId);
+
+/// The boxed ID's address in `id_ready` (null until drawn).
+fn id_ptr(id_ready: usize) -> *mut BoxedId {
+    (id_ready & !READY) as *mut BoxedId
 }
 
 impl<T> fmt::Debug for Slot<T> {
@@ -89,35 +104,51 @@ impl<T> Slot<T> {
     /// A pending slot.
     pub(crate) fn new() -> Self {
         Slot {
-            id: AtomicPtr::new(std::ptr::null_mut()),
+            id_ready: AtomicUsize::new(0),
             state: Mutex::new(State::Pending(Waiters::default())),
         }
     }
 
     pub(crate) fn id(&self) -> ObjectId {
-        let p = self.id.load(Ordering::Acquire);
+        let mut cur = self.id_ready.load(Ordering::Acquire);
+        let p = id_ptr(cur);
         if !p.is_null() {
             // SAFETY: set once below, freed only on drop.
-            return unsafe { *p };
+            return unsafe { (*p).0 };
         }
-        let mine = Box::into_raw(Box::new(ObjectId::random()));
-        match self.id.compare_exchange(
-            std::ptr::null_mut(),
-            mine,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            // SAFETY: `mine` is now the slot's, as above.
-            Ok(_) => unsafe { *mine },
-            Err(theirs) => {
-                // Another reader drew first: its ID stands.
-                // SAFETY: `mine` was never shared; `theirs` as above.
-                unsafe {
-                    drop(Box::from_raw(mine));
-                    *theirs
+        let mine = Box::into_raw(Box::new(BoxedId(ObjectId::random())));
+        loop {
+            // The ready bit stays as it is.
+            let new = mine as usize | (cur & READY);
+            match self.id_ready.compare_exchange_weak(
+                cur,
+                new,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                // SAFETY: `mine` is now the slot's, as above.
+                Ok(_) => return unsafe { (*mine).0 },
+                Err(now) => {
+                    let theirs = id_ptr(now);
+                    if !theirs.is_null() {
+                        // Another reader drew first: its ID stands.
+                        // SAFETY: `mine` was never shared; `theirs` as above.
+                        unsafe {
+                            drop(Box::from_raw(mine));
+                            return (*theirs).0;
+                        }
+                    }
+                    // Only the ready bit moved (or a spurious failure).
+                    cur = now;
                 }
             }
         }
+    }
+
+    /// Whether the state is ready, without the lock.
+    #[inline]
+    pub(crate) fn is_ready(&self) -> bool {
+        self.id_ready.load(Ordering::Acquire) & READY != 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
@@ -145,7 +176,11 @@ impl<T> Slot<T> {
         }
         // Swapped out whole: taking the waiters and then overwriting the
         // state ran the waiters' drop glue for nothing.
-        match std::mem::replace(&mut *state, State::Ready(value)) {
+        let was = std::mem::replace(&mut *state, State::Ready(value));
+        // Under the lock, after the state: whoever sees the bit and then
+        // locks finds the value.
+        self.id_ready.fetch_or(READY, Ordering::Release);
+        match was {
             State::Pending(w) => Wake(Some(w)),
             State::Ready(_) => unreachable!("checked above"),
         }
@@ -163,10 +198,13 @@ impl<T> Slot<T> {
         let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
         match state {
             State::Pending(_) => None,
-            State::Ready(_) => match std::mem::replace(state, State::Pending(Waiters::default())) {
-                State::Ready(r) => Some(r),
-                State::Pending(_) => unreachable!("checked above"),
-            },
+            State::Ready(_) => {
+                *self.id_ready.get_mut() &= !READY;
+                match std::mem::replace(state, State::Pending(Waiters::default())) {
+                    State::Ready(r) => Some(r),
+                    State::Pending(_) => unreachable!("checked above"),
+                }
+            }
         }
     }
 
@@ -179,7 +217,7 @@ impl<T> Slot<T> {
 
 impl<T> Drop for Slot<T> {
     fn drop(&mut self) {
-        let p = *self.id.get_mut();
+        let p = id_ptr(*self.id_ready.get_mut());
         if !p.is_null() {
             // SAFETY: boxed by `id` and owned by the slot.
             drop(unsafe { Box::from_raw(p) });
@@ -346,7 +384,7 @@ impl<T> ObjectRef<T> {
 
     /// Whether the value (or its error) is available, without blocking.
     pub fn is_ready(&self) -> bool {
-        matches!(&*self.slot().lock(), State::Ready(_))
+        self.slot().is_ready()
     }
 
     /// Registers `cx`'s waker unless ready; returns readiness.
@@ -579,6 +617,51 @@ mod tests {
         assert_eq!(r.try_get(), Some(Ok(3)));
         assert_eq!(r.get_blocking(), Ok(3));
         assert_eq!(r.clone().get_blocking(), Ok(3));
+    }
+
+    /// The ready bit shares a word with the lazily drawn ID: drawing the
+    /// ID keeps the bit, completing keeps the ID, in either order.
+    #[test]
+    fn the_ready_bit_and_the_id_share_a_word() {
+        let slot = Slot::<u8>::new();
+        let id = slot.id();
+        assert!(!slot.is_ready());
+        drop(slot.complete_later(Ok(1)));
+        assert!(slot.is_ready());
+        assert_eq!(slot.id(), id, "completing kept the ID");
+
+        let slot = Slot::<u8>::new();
+        drop(slot.complete_later(Ok(1)));
+        assert!(slot.is_ready());
+        let id = slot.id();
+        assert!(slot.is_ready(), "drawing the ID kept the bit");
+        assert_eq!(slot.id(), id);
+    }
+
+    /// Threads drawing the ID while another completes the slot: one ID
+    /// for all, and the slot reads ready once completed, whatever the
+    /// interleaving.
+    #[test]
+    fn drawing_the_id_races_completion_safely() {
+        for round in 0..500 {
+            let slot = Arc::new(Slot::<u64>::new());
+            let drawers: Vec<_> = (0..2)
+                .map(|_| {
+                    let slot = slot.clone();
+                    std::thread::spawn(move || slot.id())
+                })
+                .collect();
+            if round % 2 == 0 {
+                std::thread::yield_now();
+            }
+            drop(slot.complete_later(Ok(round)));
+            assert!(slot.is_ready());
+            let ids: Vec<_> = drawers.into_iter().map(|t| t.join().unwrap()).collect();
+            assert_eq!(ids[0], ids[1], "two IDs drawn for one object");
+            assert_eq!(slot.id(), ids[0]);
+            assert!(slot.is_ready(), "an ID drawn after completion cleared the bit");
+            assert!(matches!(&*slot.lock(), State::Ready(Ok(v)) if *v == round));
+        }
     }
 
     #[test]
