@@ -1250,56 +1250,60 @@ impl<A: ActorClass> Help for Driver<A> {
         } else {
             None
         };
+        // Busy: whoever holds the actor wakes the task if it found the flag
+        // taken (see `HoldFlag`); nothing to do here.
+        let Some(mut held) = self.try_hold() else {
+            return;
+        };
         let mut wake = None;
-        if let Some(mut held) = self.try_hold() {
-            if let Some(live) = held.slot().as_mut() {
-                if live.help_pause > 0 {
-                    live.help_pause -= 1;
-                } else if live.handoff.is_none() {
-                    // A caller running calls is busy until they return, as
-                    // with a synchronous call (a `timeout` around its
-                    // `.await` cannot fire meanwhile). Cheap for quick
-                    // methods, which are what this is for: some runs are
-                    // timed (the first ones, then one in 32), and after one
-                    // that took over a millisecond, callers leave the next
-                    // 256 chances to the actor task, then try again.
-                    let timed = live.helps < 8 || live.helps % 32 == 0;
-                    live.helps = live.helps.wrapping_add(1);
-                    let t0 = timed.then(std::time::Instant::now);
-                    let _entered = rt.as_ref().map(|rt| rt.tokio_handle().enter());
-                    // The calls run as the actor's, not as the waiting task's.
-                    crate::runtime::outside_task(self.info.runtime_weak(), || {
-                        for _ in 0..HELP_BUDGET {
-                            let Recv::Msg(msg, more_queued) =
-                                self.mailbox.try_recv_into(&mut live.inbox)
-                            else {
-                                // Empty, or closed: the task hears of that itself.
-                                break;
-                            };
-                            if let Some(h) = process(&self.info, live, msg, more_queued) {
-                                live.handoff = Some(h);
-                                break;
-                            }
-                            if done() {
-                                break;
-                            }
+        if let Some(live) = held.slot().as_mut() {
+            if live.help_pause > 0 {
+                live.help_pause -= 1;
+            } else if live.handoff.is_none() {
+                // A caller running calls is busy until they return, as
+                // with a synchronous call (a `timeout` around its
+                // `.await` cannot fire meanwhile). Cheap for quick
+                // methods, which are what this is for: some runs are
+                // timed (the first ones, then one in 32), and after one
+                // that took over a millisecond, callers leave the next
+                // 256 chances to the actor task, then try again.
+                let timed = live.helps < 8 || live.helps % 32 == 0;
+                live.helps = live.helps.wrapping_add(1);
+                let t0 = timed.then(std::time::Instant::now);
+                let _entered = rt.as_ref().map(|rt| rt.tokio_handle().enter());
+                // The calls run as the actor's, not as the waiting task's.
+                crate::runtime::outside_task(self.info.runtime_weak(), || {
+                    for _ in 0..HELP_BUDGET {
+                        let Recv::Msg(msg, more_queued) =
+                            self.mailbox.try_recv_into(&mut live.inbox)
+                        else {
+                            // Empty, or closed: the task hears of that itself.
+                            break;
+                        };
+                        if let Some(h) = process(&self.info, live, msg, more_queued) {
+                            live.handoff = Some(h);
+                            break;
                         }
-                        live.core.give_back_kept_cpu(&self.info);
-                    });
-                    if t0.is_some_and(|t0| t0.elapsed() > SLOW_HELP) {
-                        live.help_pause = HELP_PAUSE;
-                        // The next run after the pause is timed.
-                        live.helps = 0;
+                        if done() {
+                            break;
+                        }
                     }
-                }
-                // Something for the task: a handoff, or mail this caller
-                // took from the mailbox and left (no sender wakes the task
-                // for it).
-                if live.handoff.is_some() || !live.inbox.is_empty() {
-                    wake = live.task.clone();
+                    live.core.give_back_kept_cpu(&self.info);
+                });
+                if t0.is_some_and(|t0| t0.elapsed() > SLOW_HELP) {
+                    live.help_pause = HELP_PAUSE;
+                    // The next run after the pause is timed.
+                    live.helps = 0;
                 }
             }
+            // Something for the task: a handoff, or mail this caller
+            // took from the mailbox and left (no sender wakes the task
+            // for it).
+            if live.handoff.is_some() || !live.inbox.is_empty() {
+                wake = live.task.clone();
+            }
         }
+        drop(held);
         self.wake_missed();
         if let Some(w) = wake {
             w.wake();

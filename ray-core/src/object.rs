@@ -120,12 +120,10 @@ impl<T> Slot<T> {
         loop {
             // The ready bit stays as it is.
             let new = mine as usize | (cur & READY);
-            match self.id_ready.compare_exchange_weak(
-                cur,
-                new,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
+            match self
+                .id_ready
+                .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire)
+            {
                 // SAFETY: `mine` is now the slot's, as above.
                 Ok(_) => return unsafe { (*mine).0 },
                 Err(now) => {
@@ -659,7 +657,10 @@ mod tests {
             let ids: Vec<_> = drawers.into_iter().map(|t| t.join().unwrap()).collect();
             assert_eq!(ids[0], ids[1], "two IDs drawn for one object");
             assert_eq!(slot.id(), ids[0]);
-            assert!(slot.is_ready(), "an ID drawn after completion cleared the bit");
+            assert!(
+                slot.is_ready(),
+                "an ID drawn after completion cleared the bit"
+            );
             assert!(matches!(&*slot.lock(), State::Ready(Ok(v)) if *v == round));
         }
     }
