@@ -1025,8 +1025,14 @@ const HELP_PAUSE: u32 = 256;
 /// it waits for mail, a caller only takes it if it is free. The actor task
 /// never blocks on it either: if a caller holds it, the caller wakes the task
 /// once done.
+#[repr(C)]
 pub(crate) struct Driver<A: 'static> {
     info: Arc<ActorInfo>,
+    /// Callers may run calls (not for actors holding lifetime resources:
+    /// their GPU IDs belong to the actor task's thread). Read by every send,
+    /// so it sits by the mailbox's lock (which the send takes next), away
+    /// from the actor's state, which whoever runs calls writes.
+    helpable: bool,
     /// Sent to by the handles; received from by whoever holds `flag` (and
     /// by the task before the actor is built and after it stopped).
     mailbox: Mailbox<Msg<A>>,
@@ -1034,9 +1040,6 @@ pub(crate) struct Driver<A: 'static> {
     /// The actor; `None` before it is built and after it stopped. Accessed
     /// only by whoever holds `flag`.
     live: UnsafeCell<Option<Live<A>>>,
-    /// Callers may run calls (not for actors holding lifetime resources:
-    /// their GPU IDs belong to the actor task's thread).
-    helpable: bool,
     /// What the actor's handles share (the registry hands out new handles
     /// through it while any handle keeps it alive).
     shared: std::sync::Weak<crate::actor::ActorShared<A>>,
