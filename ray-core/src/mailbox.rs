@@ -136,8 +136,8 @@ impl<T> Mailbox<T> {
         }
     }
 
-    /// [`try_recv`](Self::try_recv) for a receiver with its own queue,
-    /// `inbox`: the next message comes from there first; else from the
+    /// The next message without waiting, for a receiver with its own
+    /// queue, `inbox`: the next message comes from there first; else from the
     /// mailbox, and up to [`BATCH`] more queued behind it move into `inbox`
     /// under the same lock. A receiver that keeps up with a busy sender
     /// takes the lock once per batch instead of once per message, and the
@@ -163,8 +163,8 @@ impl<T> Mailbox<T> {
         }
     }
 
-    /// [`poll_recv`](Self::poll_recv) with the receiver's own queue (see
-    /// [`try_recv_into`](Self::try_recv_into)).
+    /// [`poll_recv`](Self::poll_recv) for a receiver with its own queue
+    /// (see [`try_recv_into`](Self::try_recv_into)).
     #[inline]
     pub(crate) fn poll_recv_into(
         &self,
