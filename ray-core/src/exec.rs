@@ -653,6 +653,16 @@ pub(crate) enum Msg<A: 'static> {
     Wake,
 }
 
+impl<A: 'static> Msg<A> {
+    /// The call, if this is one (what is left to fail when the actor stops).
+    fn into_call(self) -> Option<Envelope<A>> {
+        match self {
+            Msg::Call(env) => Some(env),
+            Msg::Wake => None,
+        }
+    }
+}
+
 /// The constructor call (counter 0 of the original handle). It can run more
 /// than once: restore falls back to a fresh construction.
 pub(crate) struct CtorCall<A, Args: ArgTuple> {
@@ -845,10 +855,7 @@ impl<A: 'static> Drop for TaskDriver<A> {
 /// Closes the mailbox, fails every call left over or still in it, then
 /// leaves the registry.
 fn finish<A>(info: &ActorInfo, mailbox: &Mailbox<Msg<A>>, leftovers: Vec<Envelope<A>>) {
-    let queued = mailbox.close_and_drain().filter_map(|msg| match msg {
-        Msg::Call(env) => Some(env),
-        Msg::Wake => None,
-    });
+    let queued = mailbox.close_and_drain().filter_map(Msg::into_call);
     // Built only if some call is left to fail with it.
     let mut err = None;
     for env in leftovers.into_iter().chain(queued) {
@@ -1067,17 +1074,15 @@ impl<'a, A: 'static> Held<'a, A> {
     }
 
     /// Takes the actor out for good and drops it: the calls left in its
-    /// reorder buffers (and its mailbox) are what remains to fail.
+    /// reorder buffers and its inbox are what remains to fail (with those
+    /// still in the mailbox).
     fn retire(&mut self) -> Vec<Envelope<A>> {
         let mut live = self
             .slot()
             .take()
             .expect("the actor task installed the actor");
         let mut left = live.core.frontier.drain();
-        left.extend(live.inbox.drain(..).filter_map(|msg| match msg {
-            Msg::Call(env) => Some(env),
-            Msg::Wake => None,
-        }));
+        left.extend(live.inbox.drain(..).filter_map(Msg::into_call));
         left
     }
 }

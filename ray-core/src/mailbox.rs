@@ -90,7 +90,7 @@ impl<T> Mailbox<T> {
             return Err(make());
         }
         let msg = make();
-        if st.first.is_none() && st.queue.is_empty() {
+        if st.is_empty() {
             st.first = Some(msg);
         } else {
             st.queue.push_back(msg);
@@ -128,12 +128,7 @@ impl<T> Mailbox<T> {
     /// The next message, without waiting.
     #[cfg(test)]
     pub(crate) fn try_recv(&self) -> Recv<T> {
-        let mut st = self.lock();
-        match pop(&mut st) {
-            Some((msg, more)) => Recv::Msg(msg, more),
-            None if st.closed => Recv::Closed,
-            None => Recv::Empty,
-        }
+        self.try_recv_locked(None)
     }
 
     /// The next message without waiting, for a receiver with its own
@@ -144,20 +139,18 @@ impl<T> Mailbox<T> {
     /// sender mostly finds the lock where it left it.
     #[inline]
     pub(crate) fn try_recv_into(&self, inbox: &mut VecDeque<T>) -> Recv<T> {
-        if let Some(msg) = inbox.pop_front() {
-            // Whether more wait in the mailbox is not looked up (that is the
-            // lock): `more` is a hint (whether to keep a CPU between calls).
-            let more = !inbox.is_empty();
-            return Recv::Msg(msg, more);
+        match pop_inbox(inbox) {
+            Some((msg, more)) => Recv::Msg(msg, more),
+            None => self.try_recv_locked(Some(inbox)),
         }
+    }
+
+    /// A receive from the mailbox itself (a batch into `inbox`, if given).
+    #[inline]
+    fn try_recv_locked(&self, inbox: Option<&mut VecDeque<T>>) -> Recv<T> {
         let mut st = self.lock();
-        match pop(&mut st) {
-            Some((msg, more)) => {
-                if more {
-                    take_batch(&mut st, inbox);
-                }
-                Recv::Msg(msg, more)
-            }
+        match pop(&mut st, inbox) {
+            Some((msg, more)) => Recv::Msg(msg, more),
             None if st.closed => Recv::Closed,
             None => Recv::Empty,
         }
@@ -171,25 +164,9 @@ impl<T> Mailbox<T> {
         cx: &mut Context<'_>,
         inbox: &mut VecDeque<T>,
     ) -> Poll<Option<(T, bool)>> {
-        if let Some(msg) = inbox.pop_front() {
-            let more = !inbox.is_empty();
-            return Poll::Ready(Some((msg, more)));
-        }
-        let mut st = self.lock();
-        match pop(&mut st) {
-            Some((msg, more)) => {
-                if more {
-                    take_batch(&mut st, inbox);
-                }
-                Poll::Ready(Some((msg, more)))
-            }
-            None if st.closed => Poll::Ready(None),
-            None => {
-                if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    st.waker = Some(cx.waker().clone());
-                }
-                Poll::Pending
-            }
+        match pop_inbox(inbox) {
+            Some(msg) => Poll::Ready(Some(msg)),
+            None => self.poll_recv_locked(cx, Some(inbox)),
         }
     }
 
@@ -197,8 +174,18 @@ impl<T> Mailbox<T> {
     /// mailbox is closed and empty; if there is none yet, `cx` is woken when
     /// one arrives or the mailbox closes.
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<(T, bool)>> {
+        self.poll_recv_locked(cx, None)
+    }
+
+    /// A poll of the mailbox itself (a batch into `inbox`, if given).
+    #[inline]
+    fn poll_recv_locked(
+        &self,
+        cx: &mut Context<'_>,
+        inbox: Option<&mut VecDeque<T>>,
+    ) -> Poll<Option<(T, bool)>> {
         let mut st = self.lock();
-        match pop(&mut st) {
+        match pop(&mut st, inbox) {
             Some(msg) => Poll::Ready(Some(msg)),
             None if st.closed => Poll::Ready(None),
             None => {
@@ -219,8 +206,13 @@ impl<T> Mailbox<T> {
 
     /// Whether no message waits.
     pub(crate) fn is_empty(&self) -> bool {
-        let st = self.lock();
-        st.first.is_none() && st.queue.is_empty()
+        self.lock().is_empty()
+    }
+}
+
+impl<T> State<T> {
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.queue.is_empty()
     }
 }
 
@@ -228,26 +220,34 @@ impl<T> Mailbox<T> {
 /// after the one it receives.
 pub(crate) const BATCH: usize = 63;
 
-/// Moves up to [`BATCH`] queued messages into `inbox`.
+/// The next message from a receiver's own queue, and whether more wait
+/// there. Whether more wait in the mailbox is not looked up (that is the
+/// lock): `more` is a hint (whether to keep a CPU between calls).
 #[inline]
-fn take_batch<T>(st: &mut State<T>, inbox: &mut VecDeque<T>) {
-    let n = st.queue.len().min(BATCH);
-    inbox.extend(st.queue.drain(..n));
-    if st.queue.is_empty() && st.queue.capacity() > KEEP_CAPACITY {
-        st.queue = VecDeque::new();
-    }
+fn pop_inbox<T>(inbox: &mut VecDeque<T>) -> Option<(T, bool)> {
+    let msg = inbox.pop_front()?;
+    Some((msg, !inbox.is_empty()))
 }
 
-/// The first message and whether more wait; an emptied queue with a large
+/// The first message and whether more wait; with an `inbox`, up to
+/// [`BATCH`] of those behind it move there. An emptied queue with a large
 /// buffer lets it go.
 #[inline]
-fn pop<T>(st: &mut State<T>) -> Option<(T, bool)> {
-    if let Some(msg) = st.first.take() {
-        return Some((msg, !st.queue.is_empty()));
+fn pop<T>(st: &mut State<T>, inbox: Option<&mut VecDeque<T>>) -> Option<(T, bool)> {
+    let (msg, more) = match st.first.take() {
+        Some(msg) => (msg, !st.queue.is_empty()),
+        None => {
+            let msg = st.queue.pop_front()?;
+            (msg, !st.queue.is_empty())
+        }
+    };
+    if more {
+        if let Some(inbox) = inbox {
+            let n = st.queue.len().min(BATCH);
+            inbox.extend(st.queue.drain(..n));
+        }
     }
-    let msg = st.queue.pop_front()?;
-    let more = !st.queue.is_empty();
-    if !more && st.queue.capacity() > KEEP_CAPACITY {
+    if st.queue.is_empty() && st.queue.capacity() > KEEP_CAPACITY {
         st.queue = VecDeque::new();
     }
     Some((msg, more))
