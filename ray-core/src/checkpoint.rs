@@ -132,23 +132,12 @@ impl MemoryStore {
     /// checkpointable actor lists and expires at start, most never save).
     fn with<R>(&self, actor: ActorId, f: impl FnOnce(&mut Records) -> R) -> R {
         let mut m = self.actors.lock().unwrap_or_else(|p| p.into_inner());
-        match m.get_mut(&actor) {
-            Some(v) => {
-                let r = f(v);
-                if v.is_empty() {
-                    m.remove(&actor);
-                }
-                r
-            }
-            None => {
-                let mut v = Vec::new();
-                let r = f(&mut v);
-                if !v.is_empty() {
-                    m.insert(actor, v);
-                }
-                r
-            }
+        let mut records = m.remove(&actor).unwrap_or_default();
+        let r = f(&mut records);
+        if !records.is_empty() {
+            m.insert(actor, records);
         }
+        r
     }
 }
 
