@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use crate::common::{Bench, Live, LiveToken};
+use crate::common::{Bench, Expect, Live, LiveToken};
 
 /// kameo: `#[derive(Actor)]`, `Message` impl, `ask`.
 pub mod kameo_col {
@@ -47,7 +47,7 @@ pub mod kameo_col {
                 .ask(Incr(by))
                 .try_enqueue()
                 .unwrap_or_else(|e| panic!("kameo enqueue failed: {e}"));
-            async move { pending.await.expect("a kameo ask failed") }
+            Expect(pending)
         }
 
         async fn call(&self, by: u64) -> u64 {
@@ -120,7 +120,7 @@ pub mod ractor_col {
             if self.0.cast(RMsg::Incr(by, tx.into())).is_err() {
                 panic!("ractor cast failed");
             }
-            async move { rx.await.expect("ractor dropped the reply") }
+            Expect(rx)
         }
 
         async fn call(&self, by: u64) -> u64 {
@@ -182,7 +182,7 @@ pub mod actix_col {
 
         fn incr(&self, by: u64) -> impl Future<Output = u64> + Send + 'static {
             let req = self.0.send(Incr(by));
-            async move { req.await.expect("an actix send failed") }
+            Expect(req)
         }
 
         fn spawn_task<F>(f: F) -> tokio::task::JoinHandle<F::Output>

@@ -1,13 +1,13 @@
 //! The ray columns: the default actor, a checkpointable one whose policy says
 //! no, one with `max_reconstructions = 3`, and the synchronous caller.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ray::prelude::*;
 
-use crate::common::{Bench, Live, LiveToken, Sizes, Workload};
+use crate::common::{Bench, Expect, Live, LiveToken, Sizes, Workload};
 
 /// How many times the runtime asked [`CkptCounter`] whether to checkpoint.
 static SHOULD_CHECKPOINT_CALLS: AtomicU64 = AtomicU64::new(0);
@@ -124,8 +124,7 @@ macro_rules! bench_for {
             }
 
             fn incr(&self, by: u64) -> impl Future<Output = u64> + Send + 'static {
-                let r = <$handle>::incr(self, by);
-                async move { r.await.expect("a ray call failed") }
+                Expect(<$handle>::incr(self, by).into_future())
             }
         }
     };

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::common::{Bench, Live, LiveToken};
+use crate::common::{Bench, Expect, Live, LiveToken};
 
 enum Msg {
     Incr(u64),
@@ -50,6 +50,6 @@ impl Bench for TokioCounter {
         if self.tx.send((Msg::Incr(by), reply)).is_err() {
             panic!("the tokio actor stopped");
         }
-        async move { rx.await.expect("the tokio actor dropped the reply") }
+        Expect(rx)
     }
 }
