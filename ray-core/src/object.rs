@@ -480,13 +480,14 @@ impl<T: Clone> Future for Get<'_, T> {
     }
 }
 
-/// Future of an owned [`ObjectRef`] (`r.await`).
+/// Future of an owned [`ObjectRef`] (`r.await`). No bigger than the ref.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct GetOwned<T> {
-    r: ObjectRef<T>,
-    /// The value was moved out to this future's caller (see `poll`).
-    moved: bool,
+    /// `None` once the value was moved out to this future's caller (see
+    /// `poll`): the ref's niche holds that state, so no flag widens the
+    /// future (a caller keeping many pending replies keeps many of these).
+    r: Option<ObjectRef<T>>,
 }
 
 impl<T: Clone> Future for GetOwned<T> {
@@ -495,11 +496,9 @@ impl<T: Clone> Future for GetOwned<T> {
         let this = self.get_mut();
         // The slot is empty once its value moved out: waiting on it would
         // never end, so a poll after completion fails loudly instead.
-        assert!(
-            !(std::mem::needs_drop::<T>() && this.moved),
-            "an ObjectRef's future was polled again after it returned its value"
-        );
-        let r = &mut this.r;
+        let Some(r) = this.r.as_mut() else {
+            panic!("an ObjectRef's future was polled again after it returned its value")
+        };
         r.help(cx);
         // The last ref to a ready object (the usual `handle.method(x).await`:
         // the actor let go of the call before waking its caller) moves the
@@ -511,7 +510,7 @@ impl<T: Clone> Future for GetOwned<T> {
         if std::mem::needs_drop::<T>() && Arc::strong_count(&r.holder) == 1 {
             if let Some(holder) = Arc::get_mut(&mut r.holder) {
                 if let Some(v) = holder.slot_mut().take_ready() {
-                    this.moved = true;
+                    this.r = None;
                     return Poll::Ready(v.map_err(|e| *e));
                 }
             }
@@ -524,10 +523,7 @@ impl<T: Clone> IntoFuture for ObjectRef<T> {
     type Output = Result<T>;
     type IntoFuture = GetOwned<T>;
     fn into_future(self) -> GetOwned<T> {
-        GetOwned {
-            r: self,
-            moved: false,
-        }
+        GetOwned { r: Some(self) }
     }
 }
 
@@ -672,6 +668,20 @@ mod tests {
         let mut cx = Context::from_waker(Waker::noop());
         assert!(matches!(f.as_mut().poll(&mut cx), Poll::Ready(Ok(v)) if v == [1]));
         let _ = f.as_mut().poll(&mut cx);
+    }
+
+    #[test]
+    fn an_owned_get_is_no_bigger_than_the_ref_and_repeats_plain_values() {
+        // A caller keeping a million pending replies keeps a million of these.
+        assert_eq!(
+            std::mem::size_of::<GetOwned<u64>>(),
+            std::mem::size_of::<ObjectRef<u64>>()
+        );
+        // Plain data is copied, not moved out: a second poll reads it again.
+        let mut f = std::pin::pin!(put(7u64).into_future());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(f.as_mut().poll(&mut cx), Poll::Ready(Ok(7))));
+        assert!(matches!(f.as_mut().poll(&mut cx), Poll::Ready(Ok(7))));
     }
 
     #[test]
