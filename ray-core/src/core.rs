@@ -584,6 +584,25 @@ impl<A: ActorClass> ActorCore<A> {
                 info.obs.set_cpu_held(false);
             }
         }
+        // The plain case, which is most calls: it ran (or failed on its
+        // own), no checkpoint policy, replay log or timeline to serve. The
+        // same steps as `finish_call`'s, without its branches: ~50
+        // instructions fewer per call (callgrind, W1-W3).
+        if outcome.panic.is_none()
+            && scope.t0.is_none()
+            && self.checkpointer.is_none()
+            && self.log.is_none()
+        {
+            runtime::swap_thread_call(scope.outer);
+            info.obs.running(false);
+            let (unseen, wake) = env.finish();
+            if let Some(unseen) = unseen {
+                report_unseen(info, env.desc(), unseen);
+            }
+            drop(env);
+            drop(wake);
+            return Ok(Ok(()));
+        }
         Ok(self.finish_call(info, env, Ok(outcome), keep_args, &scope))
     }
 
@@ -668,13 +687,7 @@ impl<A: ActorClass> ActorCore<A> {
         self.record_call(info, desc, t0, handle, counter, "ok");
         let (unseen, wake) = env.finish();
         if let Some(unseen) = unseen {
-            info.report(
-                ErrorKind::TaskFailed,
-                format!(
-                    "fire-and-forget call {}.{} failed: {unseen}",
-                    desc.class_name, desc.name
-                ),
-            );
+            report_unseen(info, desc, unseen);
         }
         if let Some(log) = &mut self.log {
             if log.enabled {
@@ -1029,4 +1042,18 @@ impl<A: ActorClass> ActorCore<A> {
             && log.enabled
             && log.floor.as_ref().is_none_or(|f| covers(&r.frontier, f))
     }
+}
+
+/// Reports the error of a call whose results nobody can see (fire and
+/// forget), which would otherwise be lost.
+#[cold]
+#[inline(never)]
+fn report_unseen(info: &ActorInfo, desc: &MethodDescriptor, unseen: Error) {
+    info.report(
+        ErrorKind::TaskFailed,
+        format!(
+            "fire-and-forget call {}.{} failed: {unseen}",
+            desc.class_name, desc.name
+        ),
+    );
 }
