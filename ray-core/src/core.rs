@@ -595,11 +595,11 @@ impl<A: ActorClass> ActorCore<A> {
         {
             runtime::swap_thread_call(scope.outer);
             info.obs.running(false);
-            let (unseen, wake) = env.finish();
+            let desc = env.desc();
+            let (unseen, wake) = env.finish_last();
             if let Some(unseen) = unseen {
-                report_unseen(info, env.desc(), unseen);
+                report_unseen(info, desc, unseen);
             }
-            drop(env);
             drop(wake);
             return Ok(Ok(()));
         }

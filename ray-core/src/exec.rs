@@ -612,6 +612,22 @@ impl<A: 'static> Envelope<A> {
         unsafe { self.call.body.finish() }
     }
 
+    /// [`finish`](Self::finish) for a call that is done with for good: the
+    /// envelope goes with it, without its drop's `abandon` (one dynamic call
+    /// fewer on the fast path): once the results went out, all `abandon`
+    /// would do is drop arguments kept for a rerun, which then go with the
+    /// call's last ref instead.
+    #[inline]
+    pub(crate) fn finish_last(mut self) -> (Option<Error>, Wake) {
+        let out = self.finish();
+        // SAFETY: `self` is not used again (forgotten right after); its only
+        // field moves out to be dropped here, so nothing is dropped twice.
+        let call = unsafe { std::ptr::read(&self.call) };
+        std::mem::forget(self);
+        drop(call);
+        out
+    }
+
     /// Whether the arguments were kept (the call can run again).
     pub(crate) fn has_args(&mut self) -> bool {
         unsafe { self.call.body.has_args() }
