@@ -159,7 +159,9 @@ const HANDLES_DROPPED: &str = "every handle to the actor was dropped";
 /// How an actor died: its error, or the ordinary end, whose error is built
 /// only if some call asks for it (most actors end this way, unobserved).
 enum Died {
-    Error(Error),
+    /// Boxed: most actors end with their handles, and every actor keeps
+    /// room for this.
+    Error(Box<Error>),
     HandlesDropped,
 }
 
@@ -172,6 +174,14 @@ impl fmt::Display for DeathCause<'_> {
     }
 }
 
+/// Crash requests by `kill(.., no_restart = false)`: the cause of the
+/// pending one, and a wake-up for an actor task waiting in an async method.
+#[derive(Default)]
+struct CrashRequests {
+    cause: Mutex<Option<String>>,
+    notify: tokio::sync::Notify,
+}
+
 /// Shared facts about one actor, seen by its handles and its task.
 pub(crate) struct ActorInfo {
     pub(crate) id: ActorId,
@@ -180,13 +190,15 @@ pub(crate) struct ActorInfo {
     pub(crate) stop_requested: AtomicBool,
     death: Mutex<Option<Died>>,
     /// Handle IDs given out by deserialization, to refuse a second handle with
-    /// the same ID (its counters would collide with the first one's).
-    deserialized: Mutex<HashSet<ActorHandleId>>,
-    /// A crash requested by `kill(.., no_restart = false)`, with its cause.
-    crash: Mutex<Option<String>>,
+    /// the same ID (its counters would collide with the first one's). Boxed
+    /// on first use, as the crash requests: most actors never see either,
+    /// and every actor keeps room for them.
+    #[allow(clippy::box_collection)]
+    deserialized: Mutex<Option<Box<HashSet<ActorHandleId>>>>,
+    /// Crash requests by `kill(.., no_restart = false)`.
+    crash: std::sync::OnceLock<Box<CrashRequests>>,
     /// Whether `crash` holds a request (checked before locking, per call).
     crash_flag: AtomicBool,
-    crash_notify: tokio::sync::Notify,
     restarts: std::sync::atomic::AtomicU64,
     /// What the state API and the timeline see.
     pub(crate) obs: ActorObs,
@@ -201,10 +213,9 @@ impl ActorInfo {
             runtime,
             stop_requested: AtomicBool::new(false),
             death: Mutex::new(None),
-            deserialized: Mutex::new(HashSet::new()),
-            crash: Mutex::new(None),
+            deserialized: Mutex::new(None),
+            crash: std::sync::OnceLock::new(),
             crash_flag: AtomicBool::new(false),
-            crash_notify: tokio::sync::Notify::new(),
             restarts: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -220,7 +231,7 @@ impl ActorInfo {
     /// The error for calls that reach a dead actor.
     pub(crate) fn death_error(&self) -> Error {
         match &*lock(&self.death) {
-            Some(Died::Error(e)) => e.clone(),
+            Some(Died::Error(e)) => (**e).clone(),
             Some(Died::HandlesDropped) => self.died(HANDLES_DROPPED),
             None => self.died("the actor stopped"),
         }
@@ -237,7 +248,7 @@ impl ActorInfo {
         let mut d = lock(&self.death);
         if d.is_none() {
             self.record_death(&DeathCause(&err));
-            *d = Some(Died::Error(err));
+            *d = Some(Died::Error(Box::new(err)));
         }
     }
 
@@ -284,20 +295,27 @@ impl ActorInfo {
         )
     }
 
+    /// The crash request box, made on first use.
+    fn crash_requests(&self) -> &CrashRequests {
+        self.crash.get_or_init(Box::default)
+    }
+
     /// Asks the actor to crash (and be rebuilt if it has restarts left).
     pub(crate) fn request_crash(&self, cause: String) {
-        *lock(&self.crash) = Some(cause);
+        let c = self.crash_requests();
+        *lock(&c.cause) = Some(cause);
         self.crash_flag.store(true, Ordering::Release);
-        self.crash_notify.notify_waiters();
+        c.notify.notify_waiters();
     }
 
     /// Resolves once a crash is requested, with its cause (not taken).
     pub(crate) async fn crash_requested(&self) -> String {
+        let c = self.crash_requests();
         loop {
-            let mut n = std::pin::pin!(self.crash_notify.notified());
+            let mut n = std::pin::pin!(c.notify.notified());
             n.as_mut().enable();
-            if let Some(c) = lock(&self.crash).clone() {
-                return c;
+            if let Some(cause) = lock(&c.cause).clone() {
+                return cause;
             }
             n.await;
         }
@@ -308,7 +326,8 @@ impl ActorInfo {
         if !self.crash_pending() {
             return None;
         }
-        let mut c = lock(&self.crash);
+        // Set before the flag, so there whenever the flag is.
+        let mut c = lock(&self.crash.get()?.cause);
         self.crash_flag.store(false, Ordering::Release);
         c.take()
     }
@@ -611,7 +630,10 @@ impl<'de, A: ActorClass> serde::Deserialize<'de> for RawHandle<A> {
         match found {
             Ok((shared, task)) => {
                 let id = ActorHandleId::deserialized(&ser.handle_id, &task);
-                if !lock(&shared.info.deserialized).insert(id) {
+                if !lock(&shared.info.deserialized)
+                    .get_or_insert_with(Box::default)
+                    .insert(id)
+                {
                     return Err(D::Error::custom(format!(
                         "handle {} of {what} was already deserialized in task {task}: \
                          deserialize it once and clone that handle instead",
@@ -855,4 +877,22 @@ pub fn kill<H: ActorHandle>(handle: &H, no_restart: bool) {
         "killed by ray::kill (no_restart = false)"
     };
     handle.__raw().kill(cause.to_owned(), !no_restart);
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod size {
+    use super::*;
+
+    /// Every actor keeps its info for life (and the state API keeps the
+    /// last 1,000 stopped actors'): what most actors never use (an error
+    /// death, crash requests, deserialized handles, lifetime resources) is
+    /// boxed on first use.
+    #[test]
+    fn an_actors_info_keeps_no_room_for_rare_events() {
+        assert!(
+            std::mem::size_of::<ActorInfo>() <= 216,
+            "the actor's info grew to {} bytes",
+            std::mem::size_of::<ActorInfo>()
+        );
+    }
 }

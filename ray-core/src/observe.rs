@@ -112,7 +112,9 @@ pub(crate) struct ActorObs {
     pub(crate) seq: u64,
     pub(crate) name: Option<String>,
     pub(crate) max_restarts: u64,
-    lifetime: Mutex<Option<ResourceSet>>,
+    /// Boxed: only actors declared with resources hold any, and every actor
+    /// keeps room for this.
+    lifetime: Mutex<Option<Box<ResourceSet>>>,
     /// The runtime's timeline, when it records.
     pub(crate) timeline: Option<Arc<Timeline>>,
     /// When the actor was created (timeline clock), for its placement wait.
@@ -213,7 +215,7 @@ impl ActorObs {
 
     /// The resources held for the actor's life (`None`: given back).
     pub(crate) fn set_lifetime(&self, held: Option<ResourceSet>) {
-        *lock(&self.lifetime) = held;
+        *lock(&self.lifetime) = held.map(Box::new);
     }
 
     /// The state API's view, given the death (if any) and restarts used.
