@@ -262,3 +262,44 @@ fn calls_dropped_with_their_tokio_runtime_fail_as_lost() {
     }
     drop(ray);
 }
+
+/// The runtime current for a thread of the tokio runtime (not the thread that
+/// called `init`) is the newest live one, also when that thread asked before
+/// a newer one started, or after it stopped (the lookup keeps its last
+/// answer per thread until the table changes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_of_the_tokio_runtime_finds_the_newest_live_ray_runtime() {
+    // One thread with the tokio runtime entered answers every query, so its
+    // last answer is there to go stale.
+    let (ask, asked) = std::sync::mpsc::channel::<std::sync::mpsc::Sender<Option<f64>>>();
+    let handle = tokio::runtime::Handle::current();
+    let helper = std::thread::spawn(move || {
+        let _entered = handle.enter();
+        for reply in asked {
+            reply
+                .send(ray::cluster_resources().get("CPU").copied())
+                .unwrap();
+        }
+    });
+    let cpus = || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        ask.send(tx).unwrap();
+        rx.recv().unwrap()
+    };
+    assert_eq!(cpus(), None);
+    let a = ray::init(Config::default().num_cpus(3)).unwrap();
+    assert_eq!(cpus(), Some(3.0));
+    assert_eq!(cpus(), Some(3.0));
+    let b = ray::init(Config::default().num_cpus(5)).unwrap();
+    assert_eq!(cpus(), Some(5.0), "the newer runtime, not the last answer");
+    b.shutdown().await;
+    assert_eq!(
+        cpus(),
+        Some(3.0),
+        "the older one again once the newer stopped"
+    );
+    a.shutdown().await;
+    assert_eq!(cpus(), None);
+    drop(ask);
+    helper.join().unwrap();
+}

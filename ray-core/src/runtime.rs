@@ -12,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::checkpoint::{Checkpoint, CheckpointStore, MemoryStore};
@@ -113,7 +113,7 @@ pub(crate) struct RuntimeInner {
     /// The timeline recorder, when `Config::timeline(true)` or `RAY_TIMELINE=1`.
     pub(crate) timeline: Option<Arc<crate::observe::Timeline>>,
     /// Creation order of actors.
-    next_actor_seq: std::sync::atomic::AtomicU64,
+    next_actor_seq: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -370,6 +370,7 @@ pub(crate) fn task_runtime_is(rt: *const RuntimeInner) -> bool {
 /// [`get_gpu_ids`]) check it first, as they check the task context before
 /// the thread's. (Swapping the thread's GPU IDs out instead cost ~75
 /// instructions per call run so.)
+#[inline]
 pub(crate) fn outside_task<R>(rt: &Weak<RuntimeInner>, f: impl FnOnce() -> R) -> R {
     struct Restore(*const Weak<RuntimeInner>);
     impl Drop for Restore {
@@ -549,6 +550,22 @@ type TokioRegistry = Mutex<Vec<(tokio::runtime::Id, Weak<RuntimeInner>)>>;
 /// runtime of its own.
 static BY_TOKIO_RUNTIME: TokioRegistry = Mutex::new(Vec::new());
 
+/// Bumped (under `BY_TOKIO_RUNTIME`'s lock) whenever the table changes.
+static BY_TOKIO_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's last answer from `BY_TOKIO_RUNTIME`: the tokio runtime,
+    /// the table's generation then, and the ray runtime found.
+    static BY_TOKIO_LAST: RefCell<Option<(tokio::runtime::Id, u64, Weak<RuntimeInner>)>> =
+        const { RefCell::new(None) };
+}
+
+/// Records a change of `BY_TOKIO_RUNTIME` (its lock held): every thread's
+/// last answer is stale.
+fn by_tokio_changed() {
+    BY_TOKIO_GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
 /// The current runtime, if any.
 pub(crate) fn try_current() -> Option<Arc<RuntimeInner>> {
     // A call a waiting caller runs for an actor: the actor's runtime.
@@ -579,12 +596,27 @@ pub(crate) fn try_current() -> Option<Arc<RuntimeInner>> {
         return from_thread;
     }
     let id = tokio::runtime::Handle::try_current().ok()?.id();
-    let reg = lock(&BY_TOKIO_RUNTIME);
-    reg.iter()
+    // The table changes only as runtimes start and stop: this thread's last
+    // answer serves while it has not changed, without the table's lock
+    // (which every actor creation from a plain tokio task took).
+    let generation = BY_TOKIO_GENERATION.load(Ordering::Acquire);
+    let last = BY_TOKIO_LAST.with(|c| match &*c.borrow() {
+        Some((tid, g, w)) if *tid == id && *g == generation => w.upgrade(),
+        _ => None,
+    });
+    if let Some(rt) = last.filter(|rt| !rt.is_shut_down()) {
+        return Some(rt);
+    }
+    let found = lock(&BY_TOKIO_RUNTIME)
+        .iter()
         .rev()
         .filter(|(tid, _)| *tid == id)
         .filter_map(|(_, w)| w.upgrade())
-        .find(|rt| !rt.is_shut_down())
+        .find(|rt| !rt.is_shut_down());
+    if let Some(rt) = &found {
+        BY_TOKIO_LAST.with(|c| *c.borrow_mut() = Some((id, generation, Arc::downgrade(rt))));
+    }
+    found
 }
 
 /// The current runtime, or [`Error::NotInitialized`].
@@ -659,12 +691,13 @@ pub fn init(config: Config) -> Result<Ray> {
         live_tasks: AtomicUsize::new(0),
         idle: tokio::sync::Notify::new(),
         timeline,
-        next_actor_seq: std::sync::atomic::AtomicU64::new(0),
+        next_actor_seq: AtomicU64::new(0),
     });
     {
         let mut reg = lock(&BY_TOKIO_RUNTIME);
         reg.retain(|(_, w)| w.strong_count() > 0);
         reg.push((tokio_id, Arc::downgrade(&inner)));
+        by_tokio_changed();
     }
     ENTERED.with(|e| {
         let mut e = e.borrow_mut();
@@ -707,7 +740,9 @@ impl Ray {
         }
         if let Some(id) = self.tokio_id.take() {
             let me = Arc::downgrade(&self.inner);
-            lock(&BY_TOKIO_RUNTIME).retain(|(tid, w)| !(*tid == id && w.ptr_eq(&me)));
+            let mut reg = lock(&BY_TOKIO_RUNTIME);
+            reg.retain(|(tid, w)| !(*tid == id && w.ptr_eq(&me)));
+            by_tokio_changed();
         }
         if let Some(rt) = self.owned.take() {
             rt.shutdown_background();
