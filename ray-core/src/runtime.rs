@@ -600,10 +600,15 @@ pub(crate) fn try_current() -> Option<Arc<RuntimeInner>> {
     // answer serves while it has not changed, without the table's lock
     // (which every actor creation from a plain tokio task took).
     let generation = BY_TOKIO_GENERATION.load(Ordering::Acquire);
-    let last = BY_TOKIO_LAST.with(|c| match &*c.borrow() {
-        Some((tid, g, w)) if *tid == id && *g == generation => w.upgrade(),
-        _ => None,
-    });
+    // `try_with`: a thread being torn down (a destructor asking) just
+    // misses.
+    let last = BY_TOKIO_LAST
+        .try_with(|c| match &*c.borrow() {
+            Some((tid, g, w)) if *tid == id && *g == generation => w.upgrade(),
+            _ => None,
+        })
+        .ok()
+        .flatten();
     if let Some(rt) = last.filter(|rt| !rt.is_shut_down()) {
         return Some(rt);
     }
@@ -614,7 +619,8 @@ pub(crate) fn try_current() -> Option<Arc<RuntimeInner>> {
         .filter_map(|(_, w)| w.upgrade())
         .find(|rt| !rt.is_shut_down());
     if let Some(rt) = &found {
-        BY_TOKIO_LAST.with(|c| *c.borrow_mut() = Some((id, generation, Arc::downgrade(rt))));
+        let _ = BY_TOKIO_LAST
+            .try_with(|c| *c.borrow_mut() = Some((id, generation, Arc::downgrade(rt))));
     }
     found
 }
