@@ -746,7 +746,7 @@ fn placement(rt: &Arc<RuntimeInner>, options: &ActorOptions) -> Result<crate::ex
             &options.resources,
         )?;
         rt.resources.check_feasible(&req)?;
-        Ok(Placement::Lifetime(rt.resources.acquire(req)))
+        Ok(Placement::Lifetime(Box::new(rt.resources.acquire(req))))
     } else {
         rt.resources
             .check_feasible(&ResourceSet::one_cpu())

@@ -715,7 +715,9 @@ pub(crate) enum Placement {
     /// Local mode: resources are not modelled.
     None,
     /// Declared with resource options: held for the actor's life, once placed.
-    Lifetime(crate::resources::Acquire),
+    /// Boxed: the actor task's future keeps room for its placement (twice),
+    /// and most actors are declared without resources.
+    Lifetime(Box<crate::resources::Acquire>),
     /// Declared without: 1 CPU from the node for each method run.
     PerCall(Arc<crate::resources::ResourcePool>),
 }
@@ -771,7 +773,7 @@ pub(crate) async fn actor_main<A: ActorClass>(
     let mut per_call = None;
     let allocation = match placement {
         Placement::Lifetime(acquire) => {
-            match Box::pin(place(&info, &driver.mailbox, acquire, &mut early)).await {
+            match Box::pin(place(&info, &driver.mailbox, *acquire, &mut early)).await {
                 Some((a, waited)) => {
                     if waited {
                         let since = Some(info.obs.created_at);
@@ -1422,6 +1424,13 @@ mod size {
     use crate::call::Arg;
 
     struct Z;
+
+    /// The actor task's future keeps room for its placement twice, for
+    /// every actor's life: only a word and a tag.
+    #[test]
+    fn a_placement_is_two_words() {
+        assert_eq!(std::mem::size_of::<Placement>(), 16);
+    }
 
     #[test]
     fn a_single_result_call_fits_in_a_small_allocation() {
