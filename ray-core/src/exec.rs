@@ -783,7 +783,9 @@ pub(crate) async fn actor_main<A: ActorClass>(
                     }
                     crate::runtime::set_gpu_ids(a.gpu_ids());
                     info.obs.set_lifetime(Some(a.resources().clone()));
-                    Some(a)
+                    // Boxed: held across the actor's whole life, so
+                    // unboxed it would be room in every actor's task.
+                    Some(Box::new(a))
                 }
                 None => {
                     finish(&info, &driver.mailbox, early);
@@ -906,7 +908,7 @@ async fn run_calls<A: ActorClass>(
         let live = held.live();
         let more_queued = queued.len() != 0 || !driver.mailbox.is_empty();
         if let Some(handoff) = process(info, live, Msg::Call(env), more_queued) {
-            if !take_over(info, live, handoff).await {
+            if !take_over(info, live, handoff).carry_on().await {
                 early.extend(queued);
                 return held.retire();
             }
@@ -917,7 +919,7 @@ async fn run_calls<A: ActorClass>(
         let handoff = std::future::poll_fn(|cx| driver.serve(cx, &mut held)).await;
         // `serve` returns holding the actor.
         let h = held.as_mut().expect("serve returns holding the actor");
-        if !take_over(info, h.live(), handoff).await {
+        if !take_over(info, h.live(), handoff).carry_on().await {
             return h.retire();
         }
     }
@@ -925,25 +927,50 @@ async fn run_calls<A: ActorClass>(
 
 /// The actor task's async side: what the synchronous step handed over.
 /// `false`: the actor is done (dead, stopped, or every handle is gone).
-async fn take_over<A: ActorClass>(
-    info: &ActorInfo,
-    live: &mut Live<A>,
+///
+/// Not an `async fn`: one would keep the handoff (and the largest of the
+/// futures below) as room in every actor task's future for the actor's
+/// whole life. The handoff is taken apart here, synchronously, and only an
+/// async step is awaited, boxed.
+fn take_over<'a, A: ActorClass>(
+    info: &'a ActorInfo,
+    live: &'a mut Live<A>,
     handoff: Handoff<A>,
-) -> bool {
+) -> TakeOver<'a> {
     match handoff {
         // Boxed: the async path's future (about 1 KiB: an async method, the
         // waits for arguments and a CPU) would otherwise be room kept in
         // every actor task, used or not. Only handed-over calls pay for it
         // (one allocation per take-over, from the thread cache).
-        Handoff::Step(step) => Box::pin(live.core.resume(info, step)).await.is_ok(),
+        Handoff::Step(step) => TakeOver::Async(Box::pin(async move {
+            live.core.resume(info, step).await.is_ok()
+        })),
         // A crash requested by `kill(.., no_restart = false)` while idle.
-        Handoff::Wake => live.core.crash_if_requested(info).await.is_ok(),
-        Handoff::Exit => false,
+        Handoff::Wake => TakeOver::Async(Box::pin(async move {
+            live.core.crash_if_requested(info).await.is_ok()
+        })),
+        Handoff::Exit => TakeOver::Done(false),
         Handoff::Closed => {
             if !info.stop_requested() {
                 info.mark_handles_dropped();
             }
-            false
+            TakeOver::Done(false)
+        }
+    }
+}
+
+/// What [`take_over`] leaves to await, if anything.
+enum TakeOver<'a> {
+    Done(bool),
+    Async(BoxFuture<'a, bool>),
+}
+
+impl TakeOver<'_> {
+    /// Whether the actor carries on.
+    async fn carry_on(self) -> bool {
+        match self {
+            TakeOver::Done(on) => on,
+            TakeOver::Async(step) => step.await,
         }
     }
 }
