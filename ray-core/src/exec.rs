@@ -908,7 +908,7 @@ async fn run_calls<A: ActorClass>(
         let live = held.live();
         let more_queued = queued.len() != 0 || !driver.mailbox.is_empty();
         if let Some(handoff) = process(info, live, Msg::Call(env), more_queued) {
-            if !take_over(info, live, handoff).carry_on().await {
+            if !take_over(info, live, handoff).await {
                 early.extend(queued);
                 return held.retire();
             }
@@ -919,7 +919,7 @@ async fn run_calls<A: ActorClass>(
         let handoff = std::future::poll_fn(|cx| driver.serve(cx, &mut held)).await;
         // `serve` returns holding the actor.
         let h = held.as_mut().expect("serve returns holding the actor");
-        if !take_over(info, h.live(), handoff).carry_on().await {
+        if !take_over(info, h.live(), handoff).await {
             return h.retire();
         }
     }
@@ -965,12 +965,15 @@ enum TakeOver<'a> {
     Async(BoxFuture<'a, bool>),
 }
 
-impl TakeOver<'_> {
-    /// Whether the actor carries on.
-    async fn carry_on(self) -> bool {
-        match self {
-            TakeOver::Done(on) => on,
-            TakeOver::Async(step) => step.await,
+/// Resolves to whether the actor carries on. A future of its own rather
+/// than an `async fn`, which would keep room for itself and its awaitee.
+impl std::future::Future for TakeOver<'_> {
+    type Output = bool;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        match self.get_mut() {
+            TakeOver::Done(on) => Poll::Ready(*on),
+            TakeOver::Async(step) => step.as_mut().poll(cx),
         }
     }
 }
