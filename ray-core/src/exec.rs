@@ -904,14 +904,24 @@ async fn run_calls<A: ActorClass>(
     let _installed = Installed(driver);
     let mut held = std::future::poll_fn(|cx| driver.poll_hold(cx)).await;
     let mut queued = std::mem::take(early).into_iter();
-    while let Some(env) = queued.next() {
-        let live = held.live();
-        let more_queued = queued.len() != 0 || !driver.mailbox.is_empty();
-        if let Some(handoff) = process(info, live, Msg::Call(env), more_queued) {
-            if !take_over(info, live, handoff).await {
-                early.extend(queued);
-                return held.retire();
+    loop {
+        // Each early call is run (or handed over) in one statement, so that
+        // neither the call nor its handoff is room kept across the await in
+        // this future, which every actor keeps for life.
+        let step = {
+            let Some(env) = queued.next() else {
+                break;
+            };
+            let more_queued = queued.len() != 0 || !driver.mailbox.is_empty();
+            let live = held.live();
+            match process(info, live, Msg::Call(env), more_queued) {
+                Some(handoff) => take_over(info, live, handoff),
+                None => continue,
             }
+        };
+        if !step.await {
+            early.extend(queued);
+            return held.retire();
         }
     }
     let mut held = Some(held);
