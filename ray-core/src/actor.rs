@@ -796,7 +796,9 @@ pub fn create_actor<A: ActorClass, Args: ArgTuple>(
         actor_id: id,
         message,
     };
-    let ctor: Box<dyn CtorBody<A>> = Box::new(CtorCall { args, ctor });
+    // Not boxed: the actor task keeps it until the actor is built (and the
+    // core boxes it only if the actor may be rebuilt).
+    let ctor = CtorCall { args, ctor };
     let shared = if rt.config.local_mode {
         if let Some(wait) = ctor.wait_ready() {
             rt.block_local(wait);

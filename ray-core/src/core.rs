@@ -367,7 +367,9 @@ pub(crate) struct ActorCore<A: 'static> {
     /// Boxed, as the log: most actors have neither, and the core is moved
     /// whole on its way into the driver.
     checkpointer: Option<Box<Checkpointer<A>>>,
-    ctor: Box<dyn CtorBody<A>>,
+    /// The constructor call, kept only while the actor can be rebuilt
+    /// (restarts allowed): boxed then, and most actors never pay for it.
+    ctor: Option<Box<dyn CtorBody<A>>>,
     restarts_left: u64,
     log: Option<Box<ReplayLog<A>>>,
     /// The checkpoint restored at creation (its frontier belongs to handles
@@ -408,9 +410,9 @@ impl<A: ActorClass> ActorCore<A> {
     /// Builds the actor: constructor, then (for checkpointing classes) restore
     /// from the newest checkpoint that loads. At creation every handle is new,
     /// so the restored state is kept and the frontier starts fresh.
-    pub(crate) fn build(
+    pub(crate) fn build<C: CtorBody<A> + 'static>(
         info: &ActorInfo,
-        ctor: Box<dyn CtorBody<A>>,
+        ctor: C,
         max_reconstructions: u64,
     ) -> Result<Self, String> {
         let mut actor = ctor.construct()?;
@@ -444,7 +446,7 @@ impl<A: ActorClass> ActorCore<A> {
                         c.report(info, format!("could not list checkpoints: {e}"));
                         Vec::new()
                     });
-                    let (restored, loaded) = c.restore(info, &*ctor, actor, available)?;
+                    let (restored, loaded) = c.restore(info, &ctor, actor, available)?;
                     actor = restored;
                     creation_checkpoint = loaded.map(|r| r.checkpoint_id);
                     c.expire(&mut actor, info);
@@ -467,7 +469,7 @@ impl<A: ActorClass> ActorCore<A> {
             actor,
             frontier,
             checkpointer,
-            ctor,
+            ctor: (max_reconstructions > 0).then(|| Box::new(ctor) as Box<dyn CtorBody<A>>),
             restarts_left: max_reconstructions,
             log,
             creation_checkpoint,
@@ -951,7 +953,12 @@ impl<A: ActorClass> ActorCore<A> {
     /// failed (constructor error, a replayed call panicking).
     async fn rebuild(&mut self, info: &ActorInfo) -> Result<(), String> {
         let t0 = info.obs.clock();
-        let fresh = self.ctor.construct()?;
+        // Kept whenever restarts are allowed, which is when this runs.
+        let ctor = self
+            .ctor
+            .as_deref()
+            .ok_or("internal: no constructor kept to rebuild the actor with (please report)")?;
+        let fresh = ctor.construct()?;
         let mut restored = None;
         let actor = match &self.checkpointer {
             Some(c) => {
@@ -961,7 +968,7 @@ impl<A: ActorClass> ActorCore<A> {
                     .into_iter()
                     .filter(|r| self.replayable_from(r))
                     .collect();
-                let (actor, loaded) = c.restore(info, &*self.ctor, fresh, available)?;
+                let (actor, loaded) = c.restore(info, ctor, fresh, available)?;
                 restored = loaded;
                 actor
             }

@@ -762,56 +762,67 @@ async fn place<A>(
 /// rare phases (waiting for placement, rebuilding) are boxed futures of their
 /// own, and one loop ([`run_calls`]) runs both the calls that arrived before
 /// placement and the rest.
-pub(crate) async fn actor_main<A: ActorClass>(
+///
+/// Not an `async fn`: its future would keep every argument twice, as the
+/// argument and as the local it moves into (the constructor call included),
+/// for the actor's whole life. The block captures each once: 312 -> 248
+/// bytes for the benchmark's counter.
+///
+/// The constructor call is kept inline (not boxed) until the actor is built;
+/// the core boxes it only if the actor may be rebuilt.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn actor_main<A: ActorClass, C: CtorBody<A> + 'static>(
     info: Arc<ActorInfo>,
     driver: TaskDriver<A>,
-    ctor: Box<dyn CtorBody<A>>,
+    ctor: C,
     max_reconstructions: u64,
     placement: Placement,
-) {
-    let mut early = Vec::new();
-    let mut per_call = None;
-    let allocation = match placement {
-        Placement::Lifetime(acquire) => {
-            match Box::pin(place(&info, &driver.mailbox, *acquire, &mut early)).await {
-                Some((a, waited)) => {
-                    if waited {
-                        let since = Some(info.obs.created_at);
-                        let name = EventName::Static("pending placement");
-                        info.obs
-                            .event_since(info.id, since, name, "actor", Vec::new);
+) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let mut early = Vec::new();
+        let mut per_call = None;
+        let allocation = match placement {
+            Placement::Lifetime(acquire) => {
+                match Box::pin(place(&info, &driver.mailbox, *acquire, &mut early)).await {
+                    Some((a, waited)) => {
+                        if waited {
+                            let since = Some(info.obs.created_at);
+                            let name = EventName::Static("pending placement");
+                            info.obs
+                                .event_since(info.id, since, name, "actor", Vec::new);
+                        }
+                        crate::runtime::set_gpu_ids(a.gpu_ids());
+                        info.obs.set_lifetime(Some(a.resources().clone()));
+                        // Boxed: held across the actor's whole life, so
+                        // unboxed it would be room in every actor's task.
+                        Some(Box::new(a))
                     }
-                    crate::runtime::set_gpu_ids(a.gpu_ids());
-                    info.obs.set_lifetime(Some(a.resources().clone()));
-                    // Boxed: held across the actor's whole life, so
-                    // unboxed it would be room in every actor's task.
-                    Some(Box::new(a))
-                }
-                None => {
-                    finish(&info, &driver.mailbox, early);
-                    return;
+                    None => {
+                        finish(&info, &driver.mailbox, early);
+                        return;
+                    }
                 }
             }
+            Placement::PerCall(pool) => {
+                per_call = Some(pool);
+                None
+            }
+            Placement::None => None,
+        };
+        if let Some(wait) = ctor.wait_ready() {
+            wait.await;
         }
-        Placement::PerCall(pool) => {
-            per_call = Some(pool);
-            None
+        if build(&info, &driver, ctor, max_reconstructions, per_call) {
+            // The early calls not run stay in `early`, ahead of those left in
+            // the reorder buffers.
+            let drained = run_calls(&info, &driver, &mut early).await;
+            early.extend(drained);
         }
-        Placement::None => None,
-    };
-    if let Some(wait) = ctor.wait_ready() {
-        wait.await;
+        finish(&info, &driver.mailbox, early);
+        // The actor's resources go back to the node last.
+        drop(allocation);
+        info.obs.set_lifetime(None);
     }
-    if build(&info, &driver, ctor, max_reconstructions, per_call) {
-        // The early calls not run stay in `early`, ahead of those left in
-        // the reorder buffers.
-        let drained = run_calls(&info, &driver, &mut early).await;
-        early.extend(drained);
-    }
-    finish(&info, &driver.mailbox, early);
-    // The actor's resources go back to the node last.
-    drop(allocation);
-    info.obs.set_lifetime(None);
 }
 
 /// Builds the actor and installs it into the driver (`true`), or reports
@@ -819,10 +830,10 @@ pub(crate) async fn actor_main<A: ActorClass>(
 ///
 /// Not async, so that the actor (moved into the driver at once) takes no
 /// room in the actor task's future.
-fn build<A: ActorClass>(
+fn build<A: ActorClass, C: CtorBody<A> + 'static>(
     info: &ActorInfo,
     driver: &Driver<A>,
-    ctor: Box<dyn CtorBody<A>>,
+    ctor: C,
     max_reconstructions: u64,
     per_call: Option<Arc<crate::resources::ResourcePool>>,
 ) -> bool {
