@@ -303,3 +303,52 @@ async fn a_thread_of_the_tokio_runtime_finds_the_newest_live_ray_runtime() {
     drop(ask);
     helper.join().unwrap();
 }
+
+/// Counts its calls where another task can read them, and spins in each.
+#[ray::actor]
+pub struct Spinner {
+    done: Arc<AtomicUsize>,
+}
+
+#[ray::actor]
+impl Spinner {
+    pub fn new(done: Arc<AtomicUsize>) -> Self {
+        Spinner { done }
+    }
+
+    /// Busy for `us` microseconds (no await: the worker is held).
+    pub fn spin(&mut self, us: u64) -> usize {
+        let until = std::time::Instant::now() + Duration::from_micros(us);
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        self.done.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
+
+/// An actor with a backlog of calls does not keep its worker until the
+/// backlog is gone: its task yields after a slice of time, so another task
+/// of the same (single-threaded) runtime runs in between. Without the slice,
+/// the other task would only run once all 400 calls (~8 ms) were done.
+#[tokio::test(flavor = "current_thread")]
+async fn an_actor_with_a_backlog_lets_other_tasks_run() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let s = Spinner::remote(done.clone()).unwrap();
+    const CALLS: usize = 400;
+    let refs: Vec<_> = (0..CALLS).map(|_| s.spin(20)).collect();
+    // Queued behind the actor task (woken by the first call).
+    let seen = tokio::spawn({
+        let done = done.clone();
+        async move { done.load(Ordering::SeqCst) }
+    })
+    .await
+    .unwrap();
+    assert!(
+        seen > 0 && seen < CALLS,
+        "another task ran when {seen} of {CALLS} calls were done (expected some, not all)"
+    );
+    for (i, r) in refs.into_iter().enumerate() {
+        assert_eq!(r.await.unwrap(), i + 1);
+    }
+}
