@@ -820,8 +820,10 @@ pub(crate) fn actor_main<A: ActorClass, C: CtorBody<A> + 'static>(
         }
         finish(&info, &driver.mailbox, early);
         // The actor's resources go back to the node last.
-        drop(allocation);
-        info.obs.set_lifetime(None);
+        if let Some(allocation) = allocation {
+            drop(allocation);
+            info.obs.set_lifetime(None);
+        }
     }
 }
 

@@ -118,11 +118,17 @@ impl<T> Mailbox<T> {
     /// Closes the mailbox and takes every message still queued, oldest
     /// first (dropped or failed by the caller, outside the lock).
     pub(crate) fn close_and_drain(&self) -> impl Iterator<Item = T> {
-        self.close();
-        // Closed: nothing more can come.
+        // Closed under the same lock: nothing more can come.
         let mut st = self.lock();
+        st.closed = true;
+        let waker = st.waker.take();
         let first = st.first.take();
-        first.into_iter().chain(std::mem::take(&mut st.queue))
+        let queue = std::mem::take(&mut st.queue);
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        first.into_iter().chain(queue)
     }
 
     /// The next message, without waiting.
