@@ -748,6 +748,10 @@ fn placement(rt: &Arc<RuntimeInner>, options: &ActorOptions) -> Result<crate::ex
         rt.resources.check_feasible(&req)?;
         Ok(Placement::Lifetime(Box::new(rt.resources.acquire(req))))
     } else {
+        // The common case, without building a request: the node has a CPU.
+        if rt.resources.has_a_whole_cpu() {
+            return Ok(Placement::PerCall(rt.resources.clone()));
+        }
         rt.resources
             .check_feasible(&ResourceSet::one_cpu())
             .map_err(|e| {

@@ -459,6 +459,13 @@ impl ResourcePool {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] naming everything the node lacks.
+    /// Whether the node has at least one whole CPU (so that 1 CPU, what a
+    /// default actor's method run needs, is feasible).
+    #[inline]
+    pub(crate) fn has_a_whole_cpu(&self) -> bool {
+        self.total.cpu >= UNIT
+    }
+
     pub(crate) fn check_feasible(&self, req: &ResourceSet) -> Result<()> {
         let total = &self.total;
         let mut missing = Vec::new();
