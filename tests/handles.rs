@@ -300,3 +300,66 @@ async fn a_handle_deserialized_in_another_runtime_fails_clearly() {
     let e = serde_json::from_str::<OtherHandle>(&json).unwrap_err();
     assert!(e.to_string().contains("class Node"), "{e}");
 }
+
+#[ray::actor]
+#[derive(Default)]
+pub struct Teller;
+
+#[ray::actor]
+impl Teller {
+    /// This call's task ID, from a synchronous method (run by its caller or
+    /// by the actor task).
+    pub fn task(&self) -> TaskId {
+        ray::current_task_id().unwrap()
+    }
+
+    /// The same from an async method, before and after an await.
+    pub async fn task_across_await(&self) -> (TaskId, TaskId) {
+        let before = ray::current_task_id().unwrap();
+        tokio::task::yield_now().await;
+        (before, ray::current_task_id().unwrap())
+    }
+}
+
+/// `sha1("ray-task" || actor ID || handle ID || counter, 8 bytes LE)`.
+fn expected_task(actor: &ray::ActorId, handle: &ActorHandleId, counter: u64) -> TaskId {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(b"ray-task");
+    h.update(actor.as_bytes());
+    h.update(handle.as_bytes());
+    h.update(counter.to_le_bytes());
+    TaskId::from_bytes(h.finalize().into())
+}
+
+/// Inside a call, `current_task_id()` is the call's own, derived from its
+/// actor, handle and counter: whoever runs it (the actor task, or a caller
+/// waiting for it), on the original handle and on a fork, sync or async.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_task_id_is_derived_from_its_actor_handle_and_counter() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let t = Teller::remote().unwrap();
+    let fork = t.clone();
+    let actor = t.actor_id();
+    // Counter 0 of the original handle is the creation: calls start at 1.
+    for counter in 1..=50u64 {
+        assert_eq!(
+            t.task().await.unwrap(),
+            expected_task(&actor, &t.handle_id(), counter)
+        );
+    }
+    // Pipelined, so mostly run by the actor task; a fork counts from 0.
+    let refs: Vec<_> = (0..50).map(|_| fork.task()).collect();
+    for (i, r) in refs.into_iter().enumerate() {
+        let counter = i as u64;
+        assert_eq!(
+            r.await.unwrap(),
+            expected_task(&actor, &fork.handle_id(), counter)
+        );
+    }
+    let (before, after) = t.task_across_await().await.unwrap();
+    let expected = expected_task(&actor, &t.handle_id(), 51);
+    assert_eq!((before, after), (expected, expected));
+    // Outside any call: the driver's task ID again.
+    assert_ne!(ray::current_task_id().unwrap(), expected);
+}

@@ -24,7 +24,7 @@ use crate::executor::{Frontier, FrontierSnapshot, Offer};
 use crate::ids::{ActorHandleId, CheckpointId};
 use crate::observe::EventName;
 use crate::resources::HeldWhilePolled;
-use crate::runtime::{self, CallInfo, ErrorKind};
+use crate::runtime::{self, CallRecord, ErrorKind};
 use crate::stopwatch::Stopwatch;
 
 fn now_ms() -> u64 {
@@ -310,11 +310,39 @@ struct CallScope {
     /// Timeline clock at the start (when the timeline records).
     t0: Option<u64>,
     /// The current call before this one.
-    outer: Option<CallInfo>,
+    outer: Option<CallRecord>,
     /// Whether the call was set on the thread (synchronous fast path) rather
     /// than on the actor task.
     on_thread: bool,
+    /// Whether the previous record is back (see `Drop`).
+    restored: std::cell::Cell<bool>,
     span: tracing::Span,
+}
+
+impl CallScope {
+    /// Puts the previous call's record back.
+    #[inline(always)]
+    fn restore(&self) {
+        self.restored.set(true);
+        if self.on_thread {
+            runtime::swap_thread_call(self.outer);
+        } else {
+            runtime::swap_current_call(self.outer);
+        }
+    }
+}
+
+impl Drop for CallScope {
+    /// A panic of the runtime's own between the start and the end of a call
+    /// would leave the thread's record pointing into the call (see
+    /// [`CallRecord`]): put the previous one back on the way out. (The
+    /// task's record goes with the task, which such a panic ends.)
+    #[inline(always)]
+    fn drop(&mut self) {
+        if !self.restored.get() && self.on_thread {
+            runtime::swap_thread_call(self.outer);
+        }
+    }
 }
 
 impl CallScope {
@@ -323,7 +351,7 @@ impl CallScope {
     fn begin(
         info: &ActorInfo,
         cpu: bool,
-        handle: ActorHandleId,
+        handle: &ActorHandleId,
         counter: u64,
         desc: &'static MethodDescriptor,
         on_thread: bool,
@@ -341,11 +369,10 @@ impl CallScope {
             handle_id = %handle,
             counter,
         );
-        let call = Some(CallInfo {
-            actor: info.id,
-            handle,
-            counter,
-        });
+        // SAFETY: the info and the call (where `handle` lives) outlast the
+        // scope, which puts the previous record back before either goes
+        // (`finish_call` and the plain path in `execute_now` do, first).
+        let call = Some(unsafe { CallRecord::new(&info.id, handle, counter) });
         CallScope {
             t0: obs.clock(),
             outer: if on_thread {
@@ -354,6 +381,7 @@ impl CallScope {
                 runtime::swap_current_call(call)
             },
             on_thread,
+            restored: std::cell::Cell::new(false),
             span,
         }
     }
@@ -509,7 +537,7 @@ impl<A: ActorClass> ActorCore<A> {
         let scope = CallScope::begin(
             info,
             cpu.is_some(),
-            env.handle(),
+            env.handle_ref(),
             env.counter(),
             env.desc(),
             false,
@@ -566,8 +594,14 @@ impl<A: ActorClass> ActorCore<A> {
             return Err(env);
         }
         let keep_args = self.logging();
-        let (handle, counter, desc) = (env.handle(), env.counter(), env.desc());
-        let scope = CallScope::begin(info, cpu.is_some(), handle, counter, desc, true);
+        let scope = CallScope::begin(
+            info,
+            cpu.is_some(),
+            env.handle_ref(),
+            env.counter(),
+            env.desc(),
+            true,
+        );
         let actor = &mut self.actor;
         let outcome = match scope.span.in_scope(|| env.run(actor, keep_args)) {
             Running::Done(o) => o,
@@ -591,7 +625,7 @@ impl<A: ActorClass> ActorCore<A> {
         // its turn out of line). The same steps as `finish_call`'s, without
         // its branches: ~50 instructions fewer per call (callgrind, W1-W3).
         if outcome.panic.is_none() && scope.t0.is_none() && self.log.is_none() {
-            runtime::swap_thread_call(scope.outer);
+            scope.restore();
             if outcome.ran && self.checkpointer.is_some() {
                 // No log, so it is not over its cap. The IDs are read here
                 // rather than kept from above: kept, they cost the calls of
@@ -640,11 +674,7 @@ impl<A: ActorClass> ActorCore<A> {
         let mut env = env;
         let (handle, counter, desc) = (env.handle(), env.counter(), env.desc());
         let t0 = scope.t0;
-        if scope.on_thread {
-            runtime::swap_thread_call(scope.outer);
-        } else {
-            runtime::swap_current_call(scope.outer);
-        }
+        scope.restore();
         let obs = &info.obs;
         let outcome = match outcome {
             Ok(o) => o,
@@ -1017,10 +1047,10 @@ impl<A: ActorClass> ActorCore<A> {
                 .as_ref()
                 .is_none_or(|f| e.counter() >= f.next_expected(&e.handle()));
             if replay {
-                let outer = runtime::swap_current_call(Some(CallInfo {
-                    actor: info.id,
-                    handle: e.handle(),
-                    counter: e.counter(),
+                // SAFETY: `info` and the entry outlast the replayed call,
+                // after which the previous record is put back.
+                let outer = runtime::swap_current_call(Some(unsafe {
+                    CallRecord::new(&info.id, e.handle_ref(), e.counter())
                 }));
                 let outcome = match e.run(&mut self.actor, true) {
                     Running::Done(o) => o,

@@ -577,6 +577,12 @@ impl<A: 'static> Envelope<A> {
         self.call.handle
     }
 
+    /// The handle's ID where the call keeps it.
+    #[inline]
+    pub(crate) fn handle_ref(&self) -> &ActorHandleId {
+        &self.call.handle
+    }
+
     #[inline]
     pub(crate) fn counter(&self) -> u64 {
         self.call.counter.load(Ordering::Relaxed)

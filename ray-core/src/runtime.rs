@@ -73,6 +73,51 @@ pub(crate) struct CallInfo {
     pub(crate) counter: u64,
 }
 
+/// The record of the call running here, kept by its thread or task:
+/// pointers to the call's actor ID and handle ID (in the actor's info and
+/// in the call), not copies, so that setting and restoring the record on
+/// every call moves three words instead of two 20-byte IDs. Read only
+/// through [`current_call`], while the call runs.
+#[derive(Clone, Copy)]
+pub(crate) struct CallRecord {
+    actor: std::ptr::NonNull<ActorId>,
+    handle: std::ptr::NonNull<ActorHandleId>,
+    counter: u64,
+}
+
+// SAFETY: the pointees are plain `Sync` data (IDs) that outlive the record
+// (see `CallRecord::new`); a record moving with its task to another thread
+// reads them there, which is as safe as reading them here.
+unsafe impl Send for CallRecord {}
+
+impl CallRecord {
+    /// The record of a call by `handle`'s `counter` on actor `actor`.
+    ///
+    /// # Safety
+    /// `actor` and `handle` must stay valid for as long as the record is
+    /// set: set it only while the call runs, and put the previous record
+    /// back before either goes (as [`CallInfo`]'s copies never needed).
+    pub(crate) unsafe fn new(actor: &ActorId, handle: &ActorHandleId, counter: u64) -> Self {
+        CallRecord {
+            actor: actor.into(),
+            handle: handle.into(),
+            counter,
+        }
+    }
+
+    fn info(&self) -> CallInfo {
+        // SAFETY: valid while the record is set (the contract of `new`),
+        // and it is: this reads it from where it is set.
+        unsafe {
+            CallInfo {
+                actor: *self.actor.as_ptr(),
+                handle: *self.handle.as_ptr(),
+                counter: self.counter,
+            }
+        }
+    }
+}
+
 impl CallInfo {
     /// The call's task ID: `sha1("ray-task" || actor || handle || counter as 8
     /// little-endian bytes)`. Deterministic, so a replayed call has the same ID.
@@ -90,7 +135,7 @@ impl CallInfo {
 /// What an actor task knows about itself (a tokio task-local).
 pub(crate) struct TaskCtx {
     rt: Arc<RuntimeInner>,
-    call: Cell<Option<CallInfo>>,
+    call: Cell<Option<CallRecord>>,
     /// The GPU IDs the task's actor (or function call) holds.
     gpus: RefCell<Vec<usize>>,
 }
@@ -450,7 +495,7 @@ thread_local! {
     /// thread (see `outside_task`); null otherwise.
     static HELPED_RT: Cell<*const Weak<RuntimeInner>> = const { Cell::new(std::ptr::null()) };
     /// The call running synchronously on this thread (local mode).
-    static LOCAL_CALL: Cell<Option<CallInfo>> = const { Cell::new(None) };
+    static LOCAL_CALL: Cell<Option<CallRecord>> = const { Cell::new(None) };
     /// GPU IDs held by the remote function running on this thread.
     static THREAD_GPUS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
     /// A task ID forced by a test (see `__private::with_task_id`).
@@ -510,7 +555,7 @@ pub fn cluster_resources() -> std::collections::BTreeMap<String, f64> {
 
 /// Sets the call running here (`None` between calls) and returns the previous
 /// one: in an actor task its task-local, elsewhere (local mode) this thread's.
-pub(crate) fn swap_current_call(call: Option<CallInfo>) -> Option<CallInfo> {
+pub(crate) fn swap_current_call(call: Option<CallRecord>) -> Option<CallRecord> {
     with_task(|c| c.call.replace(call)).unwrap_or_else(|| LOCAL_CALL.with(|c| c.replace(call)))
 }
 
@@ -518,7 +563,7 @@ pub(crate) fn swap_current_call(call: Option<CallInfo>) -> Option<CallInfo> {
 /// method on the actor task's fast path: it cannot move threads while it
 /// runs) and returns the previous one.
 #[inline]
-pub(crate) fn swap_thread_call(call: Option<CallInfo>) -> Option<CallInfo> {
+pub(crate) fn swap_thread_call(call: Option<CallRecord>) -> Option<CallRecord> {
     LOCAL_CALL.with(|c| c.replace(call))
 }
 
@@ -527,6 +572,7 @@ pub(crate) fn current_call() -> Option<CallInfo> {
     with_task(|c| c.call.get())
         .flatten()
         .or_else(|| LOCAL_CALL.with(|c| c.get()))
+        .map(|r| r.info())
 }
 
 /// The ID of the task running here: the current call's, or the driver's.
