@@ -352,3 +352,62 @@ async fn an_actor_with_a_backlog_lets_other_tasks_run() {
         assert_eq!(r.await.unwrap(), i + 1);
     }
 }
+
+/// Reports, when its state is dropped, which task ID was current then.
+#[ray::actor]
+pub struct Stuck {
+    started: std::sync::mpsc::Sender<ray::TaskId>,
+    dropped: std::sync::mpsc::Sender<Option<ray::TaskId>>,
+}
+
+impl Drop for Stuck {
+    fn drop(&mut self) {
+        let _ = self.dropped.send(ray::current_task_id().ok());
+    }
+}
+
+#[ray::actor]
+impl Stuck {
+    pub fn new(
+        started: std::sync::mpsc::Sender<ray::TaskId>,
+        dropped: std::sync::mpsc::Sender<Option<ray::TaskId>>,
+    ) -> Self {
+        Stuck { started, dropped }
+    }
+
+    /// Never returns: the call is still running when the runtime goes.
+    pub async fn hang(&mut self) {
+        let _ = self.started.send(ray::current_task_id().unwrap());
+        std::future::pending::<()>().await;
+    }
+}
+
+/// An actor whose task is dropped in the middle of an async call (its
+/// runtime shut down) is dropped with no call current: the interrupted
+/// call's record is put back as its future goes, so nothing reads into a
+/// call that may be gone.
+#[test]
+fn an_actor_dropped_mid_call_sees_no_current_call() {
+    let ray = ray::init(Config::default()).unwrap();
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (dropped_tx, dropped) = std::sync::mpsc::channel();
+    let (s, call) = {
+        let _entered = ray.enter();
+        let s = Stuck::remote(started_tx, dropped_tx).unwrap();
+        let call = s.hang();
+        (s, call)
+    };
+    let hanging = started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the call started");
+    drop(ray);
+    let seen = dropped
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the actor's state was dropped with its runtime");
+    assert_ne!(
+        seen,
+        Some(hanging),
+        "the actor's drop saw the interrupted call as current"
+    );
+    drop((s, call));
+}

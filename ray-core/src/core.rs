@@ -333,14 +333,14 @@ impl CallScope {
 }
 
 impl Drop for CallScope {
-    /// A panic of the runtime's own between the start and the end of a call
-    /// would leave the thread's record pointing into the call (see
-    /// [`CallRecord`]): put the previous one back on the way out. (The
-    /// task's record goes with the task, which such a panic ends.)
+    /// A scope that ends without `restore` (a panic of the runtime's own, or
+    /// an async call's future dropped with its task, whose drop still sees
+    /// the task) would leave the record pointing into the call (see
+    /// [`CallRecord`]), which may go first: put the previous one back.
     #[inline(always)]
     fn drop(&mut self) {
-        if !self.restored.get() && self.on_thread {
-            runtime::swap_thread_call(self.outer);
+        if !self.restored.get() {
+            self.restore();
         }
     }
 }
@@ -1048,15 +1048,15 @@ impl<A: ActorClass> ActorCore<A> {
                 .is_none_or(|f| e.counter() >= f.next_expected(&e.handle()));
             if replay {
                 // SAFETY: `info` and the entry outlast the replayed call,
-                // after which the previous record is put back.
-                let outer = runtime::swap_current_call(Some(unsafe {
-                    CallRecord::new(&info.id, e.handle_ref(), e.counter())
-                }));
+                // after which (or when this future is dropped) the guard
+                // puts the previous record back.
+                let record = unsafe { CallRecord::new(&info.id, e.handle_ref(), e.counter()) };
+                let guard = runtime::CallRecordGuard::set(record);
                 let outcome = match e.run(&mut self.actor, true) {
                     Running::Done(o) => o,
                     Running::Pending(f) => f.await,
                 };
-                runtime::swap_current_call(outer);
+                drop(guard);
                 replayed += 1;
                 if let Some(p) = outcome.panic {
                     return Err(format!(

@@ -118,6 +118,22 @@ impl CallRecord {
     }
 }
 
+/// Sets a call's record on the task (or, outside one, the thread) and puts
+/// the previous one back when dropped, however the call ends.
+pub(crate) struct CallRecordGuard(Option<CallRecord>);
+
+impl CallRecordGuard {
+    pub(crate) fn set(record: CallRecord) -> Self {
+        CallRecordGuard(swap_current_call(Some(record)))
+    }
+}
+
+impl Drop for CallRecordGuard {
+    fn drop(&mut self) {
+        swap_current_call(self.0);
+    }
+}
+
 impl CallInfo {
     /// The call's task ID: `sha1("ray-task" || actor || handle || counter as 8
     /// little-endian bytes)`. Deterministic, so a replayed call has the same ID.
