@@ -319,19 +319,6 @@ struct CallScope {
     span: tracing::Span,
 }
 
-impl CallScope {
-    /// Puts the previous call's record back.
-    #[inline(always)]
-    fn restore(&self) {
-        self.restored.set(true);
-        if self.on_thread {
-            runtime::swap_thread_call(self.outer);
-        } else {
-            runtime::swap_current_call(self.outer);
-        }
-    }
-}
-
 impl Drop for CallScope {
     /// A scope that ends without `restore` (a panic of the runtime's own, or
     /// an async call's future dropped with its task, whose drop still sees
@@ -383,6 +370,17 @@ impl CallScope {
             on_thread,
             restored: std::cell::Cell::new(false),
             span,
+        }
+    }
+
+    /// Puts the previous call's record back.
+    #[inline(always)]
+    fn restore(&self) {
+        self.restored.set(true);
+        if self.on_thread {
+            runtime::swap_thread_call(self.outer);
+        } else {
+            runtime::swap_current_call(self.outer);
         }
     }
 }

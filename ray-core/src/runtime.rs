@@ -96,7 +96,8 @@ impl CallRecord {
     /// # Safety
     /// `actor` and `handle` must stay valid for as long as the record is
     /// set: set it only while the call runs, and put the previous record
-    /// back before either goes (as [`CallInfo`]'s copies never needed).
+    /// back before either goes (a guard that puts it back when dropped,
+    /// such as `CallScope` or [`CallRecordGuard`], covers every way out).
     pub(crate) unsafe fn new(actor: &ActorId, handle: &ActorHandleId, counter: u64) -> Self {
         CallRecord {
             actor: actor.into(),
