@@ -188,79 +188,6 @@ pub trait Bench: Clone + Send + Sync + 'static {
     }
 }
 
-/// Whether `RAY_BENCH_PHASES` is set (to anything but `0`): W2 and W4 then
-/// print where each run's time went, one line per run and column, to
-/// stderr (see [`Phases`]).
-fn phases_on() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("RAY_BENCH_PHASES").is_some_and(|v| v != "0"))
-}
-
-/// The minor page faults of this process so far (`/proc/self/stat`; 0 where
-/// that is not readable).
-fn minor_faults() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // After the command's name (in parentheses): state, ppid, pgrp, session,
-    // tty_nr, tpgid, flags, then minflt.
-    stat.rfind(')')
-        .and_then(|i| stat[i + 1..].split_whitespace().nth(7))
-        .and_then(|f| f.parse().ok())
-        .unwrap_or(0)
-}
-
-/// A diagnostic split of one timed run into phases, each with its time and
-/// the minor page faults it took: what showed that W2's sends were page
-/// faults and its awaits ran in series (see the book's performance page).
-/// Does nothing unless [`phases_on`]; when on, it reads the clock and
-/// `/proc/self/stat` between phases, which the timed figure includes.
-struct Phases {
-    on: bool,
-    last: (Instant, u64),
-    marks: Vec<(&'static str, Duration, u64)>,
-}
-
-impl Phases {
-    fn start() -> Self {
-        let on = phases_on();
-        Phases {
-            on,
-            last: (Instant::now(), if on { minor_faults() } else { 0 }),
-            marks: Vec::new(),
-        }
-    }
-
-    /// The phase called `name` ends now.
-    fn mark(&mut self, name: &'static str) {
-        if self.on {
-            let now = (Instant::now(), minor_faults());
-            self.marks
-                .push((name, now.0 - self.last.0, now.1.saturating_sub(self.last.1)));
-            self.last = now;
-        }
-    }
-
-    fn print<B>(&self, w: Workload, ops: u64) {
-        if self.on {
-            let column = std::any::type_name::<B>()
-                .rsplit("::")
-                .next()
-                .unwrap_or("?");
-            let phases: Vec<String> = self
-                .marks
-                .iter()
-                .map(|(name, d, faults)| {
-                    format!("{name} {:.2} ms ({faults} faults)", d.as_secs_f64() * 1e3)
-                })
-                .collect();
-            eprintln!(
-                "phases {} {column} ({ops} ops): {}",
-                w.name(),
-                phases.join(", ")
-            );
-        }
-    }
-}
-
 /// Runs workload `w` once on framework `B` and returns the time it took.
 /// Every reply is checked. Actor creation is outside the timing for W1-W3
 /// (each starts with one warm call), inside it for W4 (with the teardown).
@@ -281,16 +208,12 @@ pub async fn measure<B: Bench>(w: Workload, s: Sizes) -> Duration {
         Workload::W2 => {
             let h = B::create(live.clone()).await;
             assert_eq!(h.call(0).await, 0);
-            let mut phases = Phases::start();
             let t = Instant::now();
             let replies: Vec<_> = (0..s.m).map(|_| h.incr(1)).collect();
-            phases.mark("send");
             for (i, r) in replies.into_iter().enumerate() {
                 assert_eq!(r.await, i as u64 + 1, "replies out of order");
             }
             let d = t.elapsed();
-            phases.mark("await");
-            phases.print::<B>(w, s.m);
             h.retire();
             d
         }
@@ -322,28 +245,20 @@ pub async fn measure<B: Bench>(w: Workload, s: Sizes) -> Duration {
             d
         }
         Workload::W4 => {
-            let mut phases = Phases::start();
             let t = Instant::now();
             let mut actors = Vec::with_capacity(s.a as usize);
             for _ in 0..s.a {
                 actors.push(B::create(live.clone()).await);
             }
-            phases.mark("create");
             let replies: Vec<_> = actors.iter().map(|h| h.incr(1)).collect();
-            phases.mark("send");
             for r in replies {
                 assert_eq!(r.await, 1);
             }
-            phases.mark("await");
             for h in actors {
                 h.retire();
             }
-            phases.mark("drop");
             live.all_dropped().await;
-            let d = t.elapsed();
-            phases.mark("teardown");
-            phases.print::<B>(w, s.a);
-            d
+            t.elapsed()
         }
     };
     live.all_dropped().await;
