@@ -452,13 +452,6 @@ impl ResourcePool {
         self.lock().queue.len()
     }
 
-    /// Whether `req` could ever be granted on this node (by waiting long
-    /// enough); call it before [`acquire`](Self::acquire), which would wait
-    /// forever for an infeasible request.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] naming everything the node lacks.
     /// Whether the node has at least one whole CPU (so that 1 CPU, what a
     /// default actor's method run needs, is feasible).
     #[inline]
@@ -466,6 +459,13 @@ impl ResourcePool {
         self.total.cpu >= UNIT
     }
 
+    /// Whether `req` could ever be granted on this node (by waiting long
+    /// enough); call it before [`acquire`](Self::acquire), which would wait
+    /// forever for an infeasible request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming everything the node lacks.
     pub(crate) fn check_feasible(&self, req: &ResourceSet) -> Result<()> {
         let total = &self.total;
         let mut missing = Vec::new();
