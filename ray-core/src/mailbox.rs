@@ -106,29 +106,29 @@ impl<T> Mailbox<T> {
     /// Closes the mailbox (later sends fail) and wakes the receiver if it
     /// waits. Queued messages stay to be received.
     pub(crate) fn close(&self) {
-        let mut st = self.lock();
-        st.closed = true;
-        let waker = st.waker.take();
-        drop(st);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.close_with(|_| ());
     }
 
     /// Closes the mailbox and takes every message still queued, oldest
     /// first (dropped or failed by the caller, outside the lock).
     pub(crate) fn close_and_drain(&self) -> impl Iterator<Item = T> {
-        // Closed under the same lock: nothing more can come.
+        // Taken under the closing lock: nothing more can come.
+        let (first, queue) = self.close_with(|st| (st.first.take(), std::mem::take(&mut st.queue)));
+        first.into_iter().chain(queue)
+    }
+
+    /// Closes the mailbox and runs `f` on its state under the same lock,
+    /// then wakes the receiver if it waits.
+    fn close_with<R>(&self, f: impl FnOnce(&mut State<T>) -> R) -> R {
         let mut st = self.lock();
         st.closed = true;
         let waker = st.waker.take();
-        let first = st.first.take();
-        let queue = std::mem::take(&mut st.queue);
+        let r = f(&mut st);
         drop(st);
         if let Some(w) = waker {
             w.wake();
         }
-        first.into_iter().chain(queue)
+        r
     }
 
     /// The next message, without waiting.
