@@ -373,6 +373,19 @@ impl CallScope {
         }
     }
 
+    /// [`begin`](Self::begin) for `env`'s call.
+    #[inline(always)]
+    fn of<A: 'static>(info: &ActorInfo, cpu: bool, env: &Envelope<A>, on_thread: bool) -> Self {
+        Self::begin(
+            info,
+            cpu,
+            env.handle_ref(),
+            env.counter(),
+            env.desc(),
+            on_thread,
+        )
+    }
+
     /// Puts the previous call's record back.
     #[inline(always)]
     fn restore(&self) {
@@ -532,14 +545,7 @@ impl<A: ActorClass> ActorCore<A> {
             None => None,
         };
         let keep_args = self.logging();
-        let scope = CallScope::begin(
-            info,
-            cpu.is_some(),
-            env.handle_ref(),
-            env.counter(),
-            env.desc(),
-            false,
-        );
+        let scope = CallScope::of(info, cpu.is_some(), &env, false);
         let obs = &info.obs;
         let actor = &mut self.actor;
         let outcome = match scope.span.in_scope(|| env.run(actor, keep_args)) {
@@ -592,14 +598,7 @@ impl<A: ActorClass> ActorCore<A> {
             return Err(env);
         }
         let keep_args = self.logging();
-        let scope = CallScope::begin(
-            info,
-            cpu.is_some(),
-            env.handle_ref(),
-            env.counter(),
-            env.desc(),
-            true,
-        );
+        let scope = CallScope::of(info, cpu.is_some(), &env, true);
         let actor = &mut self.actor;
         let outcome = match scope.span.in_scope(|| env.run(actor, keep_args)) {
             Running::Done(o) => o,
