@@ -24,7 +24,7 @@ use crate::executor::{Frontier, FrontierSnapshot, Offer};
 use crate::ids::{ActorHandleId, CheckpointId};
 use crate::observe::EventName;
 use crate::resources::HeldWhilePolled;
-use crate::runtime::{self, CallRecord, ErrorKind};
+use crate::runtime::{CallRecord, CallRecordGuard, ErrorKind};
 use crate::stopwatch::Stopwatch;
 
 fn now_ms() -> u64 {
@@ -309,27 +309,10 @@ pub(crate) enum Step<A: 'static> {
 struct CallScope {
     /// Timeline clock at the start (when the timeline records).
     t0: Option<u64>,
-    /// The current call before this one.
-    outer: Option<CallRecord>,
-    /// Whether the call was set on the thread (synchronous fast path) rather
-    /// than on the actor task.
-    on_thread: bool,
-    /// Whether the previous record is back (see `Drop`).
-    restored: std::cell::Cell<bool>,
+    /// The call's record, set on the thread (synchronous fast path) or on
+    /// the actor task; the previous one is back at `restore` or drop.
+    record: CallRecordGuard,
     span: tracing::Span,
-}
-
-impl Drop for CallScope {
-    /// A scope that ends without `restore` (a panic of the runtime's own, or
-    /// an async call's future dropped with its task, whose drop still sees
-    /// the task) would leave the record pointing into the call (see
-    /// [`CallRecord`]), which may go first: put the previous one back.
-    #[inline(always)]
-    fn drop(&mut self) {
-        if !self.restored.get() {
-            self.restore();
-        }
-    }
 }
 
 impl CallScope {
@@ -357,18 +340,12 @@ impl CallScope {
             counter,
         );
         // SAFETY: the info and the call (where `handle` lives) outlast the
-        // scope, which puts the previous record back before either goes
-        // (`finish_call` and the plain path in `execute_now` do, first).
-        let call = Some(unsafe { CallRecord::new(&info.id, handle, counter) });
+        // scope, whose guard puts the previous record back before either
+        // goes (`finish_call` and the plain path in `execute_now` do, first).
+        let call = unsafe { CallRecord::new(&info.id, handle, counter) };
         CallScope {
             t0: obs.clock(),
-            outer: if on_thread {
-                runtime::swap_thread_call(call)
-            } else {
-                runtime::swap_current_call(call)
-            },
-            on_thread,
-            restored: std::cell::Cell::new(false),
+            record: CallRecordGuard::set(call, on_thread),
             span,
         }
     }
@@ -389,12 +366,7 @@ impl CallScope {
     /// Puts the previous call's record back.
     #[inline(always)]
     fn restore(&self) {
-        self.restored.set(true);
-        if self.on_thread {
-            runtime::swap_thread_call(self.outer);
-        } else {
-            runtime::swap_current_call(self.outer);
-        }
+        self.record.restore();
     }
 }
 
@@ -1048,7 +1020,7 @@ impl<A: ActorClass> ActorCore<A> {
                 // after which (or when this future is dropped) the guard
                 // puts the previous record back.
                 let record = unsafe { CallRecord::new(&info.id, e.handle_ref(), e.counter()) };
-                let guard = runtime::CallRecordGuard::set(record);
+                let guard = CallRecordGuard::set(record, false);
                 let outcome = match e.run(&mut self.actor, true) {
                     Running::Done(o) => o,
                     Running::Pending(f) => f.await,

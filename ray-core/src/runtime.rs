@@ -119,19 +119,52 @@ impl CallRecord {
     }
 }
 
-/// Sets a call's record on the task (or, outside one, the thread) and puts
-/// the previous one back when dropped, however the call ends.
-pub(crate) struct CallRecordGuard(Option<CallRecord>);
+/// Sets a call's record and puts the previous one back, at [`restore`]
+/// or when dropped, however the call ends (a panic of the runtime's own, or
+/// an async call's future dropped with its task, whose drop still sees the
+/// task): a record left behind would point into a call that may go first.
+///
+/// [`restore`]: CallRecordGuard::restore
+pub(crate) struct CallRecordGuard {
+    outer: Option<CallRecord>,
+    /// Set on the thread (a synchronous method: it cannot move threads
+    /// while it runs) rather than on the task (or, outside one, the thread).
+    on_thread: bool,
+    restored: Cell<bool>,
+}
 
 impl CallRecordGuard {
-    pub(crate) fn set(record: CallRecord) -> Self {
-        CallRecordGuard(swap_current_call(Some(record)))
+    #[inline(always)]
+    pub(crate) fn set(record: CallRecord, on_thread: bool) -> Self {
+        let outer = if on_thread {
+            swap_thread_call(Some(record))
+        } else {
+            swap_current_call(Some(record))
+        };
+        CallRecordGuard {
+            outer,
+            on_thread,
+            restored: Cell::new(false),
+        }
+    }
+
+    /// Puts the previous record back (once).
+    #[inline(always)]
+    pub(crate) fn restore(&self) {
+        if !self.restored.replace(true) {
+            if self.on_thread {
+                swap_thread_call(self.outer);
+            } else {
+                swap_current_call(self.outer);
+            }
+        }
     }
 }
 
 impl Drop for CallRecordGuard {
+    #[inline(always)]
     fn drop(&mut self) {
-        swap_current_call(self.0);
+        self.restore();
     }
 }
 
