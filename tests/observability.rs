@@ -180,6 +180,87 @@ async fn local_mode_actors_are_listed_too() {
     assert!(matches!(state_of(id).state, ActorStatus::Dead { .. }));
 }
 
+#[ray::actor]
+#[derive(Default)]
+pub struct Blank;
+
+#[ray::actor]
+impl Blank {
+    pub fn ping(&self) -> u8 {
+        1
+    }
+}
+
+/// Once an actor has left the registry (its name is free again), the state
+/// API still shows it as it ended: name, restarts, calls, checkpoints, the
+/// cause. Only the 1,000 most recently stopped actors are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_actor_is_listed_as_it_ended_until_a_thousand_newer_ones_stop() {
+    let _ray = ray::init(Config::default().num_cpus(2)).unwrap();
+    let t = Tally::options().name("gone").remote().unwrap();
+    assert_eq!(bounded(t.add(2)).await.unwrap(), 2);
+    bounded(t.boom()).await.unwrap_err();
+    assert_eq!(bounded(t.add(3)).await.unwrap(), 5, "restored");
+    let id = t.actor_id();
+    let before = state_of(id);
+    assert_eq!(before.restarts, 1, "{before:?}");
+    assert!(before.completed_calls >= 2, "{before:?}");
+    assert!(before.checkpoints > 0, "{before:?}");
+    drop(t);
+    // The name can be taken again once the stopped actor left the registry
+    // (by another class: a named actor's ID comes from its class and name).
+    let successor = tokio::time::timeout(BOUND, async {
+        loop {
+            match Blank::options().name("gone").remote() {
+                Ok(h) => return h,
+                Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+            }
+        }
+    })
+    .await
+    .expect("the stopped actor's name is freed");
+    let after = state_of(id);
+    assert_eq!(
+        after.state,
+        ActorStatus::Dead {
+            cause: "every handle to the actor was dropped".into()
+        }
+    );
+    assert_eq!(after.name.as_deref(), Some("gone"));
+    assert_eq!(after.class_name, "Tally");
+    assert_eq!((after.restarts, after.max_restarts), (1, 2));
+    assert_eq!(after.completed_calls, before.completed_calls);
+    assert_eq!(after.checkpoints, before.checkpoints);
+    assert_eq!(after.queued_calls, 0);
+    assert!(after.resources.is_empty(), "{after:?}");
+
+    // A thousand newer actors stop: the oldest stopped one is forgotten.
+    let blanks: Vec<_> = (0..1000).map(|_| Blank::remote().unwrap()).collect();
+    for b in &blanks {
+        assert_eq!(bounded(b.ping()).await.unwrap(), 1);
+    }
+    let ids: std::collections::HashSet<_> = blanks.iter().map(|b| b.actor_id()).collect();
+    drop(blanks);
+    tokio::time::timeout(BOUND, async {
+        loop {
+            let all = ray::actors();
+            if all.iter().all(|a| a.actor_id != id) {
+                let (live, stopped): (Vec<_>, Vec<_>) =
+                    all.iter().partition(|a| a.actor_id == successor.actor_id());
+                assert_eq!(live.len(), 1);
+                assert_eq!(stopped.len(), 1000, "the thousand newest stopped actors");
+                assert!(stopped.iter().all(|a| ids.contains(&a.actor_id)
+                    && matches!(a.state, ActorStatus::Dead { .. })
+                    && a.completed_calls == 1));
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("the oldest stopped actor is forgotten");
+}
+
 #[ray::actor(checkpointable)]
 #[derive(Default)]
 pub struct Flaky;

@@ -8,6 +8,7 @@
 //! the calls already queued), when killed, or when its runtime shuts down.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -293,6 +294,27 @@ impl ActorInfo {
             self.restarts.load(Ordering::Relaxed),
             checkpoints,
         )
+    }
+
+    /// What the state API remembers once the actor stopped (see
+    /// [`Stopped`](crate::observe::Stopped)).
+    pub(crate) fn stopped(&self) -> crate::observe::Stopped {
+        let cause = match &*lock(&self.death) {
+            Some(Died::Error(e)) => Cow::Owned(death_cause(e)),
+            Some(Died::HandlesDropped) => Cow::Borrowed(HANDLES_DROPPED),
+            None => Cow::Borrowed("the actor stopped"),
+        };
+        crate::observe::Stopped {
+            actor_id: self.id,
+            checkpointable: self.obs.checkpointable,
+            class: self.class,
+            seq: self.obs.seq,
+            restarts: self.restarts.load(Ordering::Relaxed),
+            max_restarts: self.obs.max_restarts,
+            completed: self.obs.completed_calls(),
+            name: self.obs.name.as_deref().map(Box::from),
+            cause,
+        }
     }
 
     /// The crash request box, made on first use.
@@ -889,8 +911,7 @@ pub fn kill<H: ActorHandle>(handle: &H, no_restart: bool) {
 mod size {
     use super::*;
 
-    /// Every actor keeps its info for life (and the state API keeps the
-    /// last 1,000 stopped actors'): what most actors never use (an error
+    /// Every actor keeps its info for life: what most actors never use (an error
     /// death, crash requests, deserialized handles, lifetime resources) is
     /// boxed on first use.
     #[test]
@@ -899,6 +920,17 @@ mod size {
             std::mem::size_of::<ActorInfo>() <= 216,
             "the actor's info grew to {} bytes",
             std::mem::size_of::<ActorInfo>()
+        );
+    }
+
+    /// The state API remembers the last 1,000 stopped actors as summaries,
+    /// each smaller than the info it replaces.
+    #[test]
+    fn a_stopped_actors_summary_is_small() {
+        let size = std::mem::size_of::<crate::observe::Stopped>();
+        assert!(
+            size <= 120,
+            "the stopped actor's summary grew to {size} bytes"
         );
     }
 }

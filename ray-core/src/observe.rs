@@ -179,6 +179,11 @@ impl ActorObs {
         running.store(on, Ordering::Relaxed);
     }
 
+    /// Calls finished so far.
+    pub(crate) fn completed_calls(&self) -> u64 {
+        self.completed.0 .0.load(Ordering::Relaxed)
+    }
+
     /// The actor was interrupted mid-call (it will run the call again).
     pub(crate) fn interrupted(&self) {
         self.completed.0 .1.store(false, Ordering::Relaxed);
@@ -264,6 +269,46 @@ impl ActorObs {
                 submitted.saturating_sub(completed + running)
             },
             completed_calls: completed,
+            checkpoints,
+        }
+    }
+}
+
+/// A stopped actor as the state API remembers it, copied from the actor's
+/// info when the actor leaves the registry. The copy is made while the info
+/// is hot (the actor task has just recorded the death), so the info goes
+/// with the actor; forgetting the oldest summary later frees at most a name
+/// or an error's cause, never an info last touched a thousand actors ago.
+#[derive(Debug)]
+pub(crate) struct Stopped {
+    pub(crate) actor_id: ActorId,
+    pub(crate) checkpointable: bool,
+    pub(crate) class: &'static str,
+    /// Creation order (sorts [`actors`]).
+    pub(crate) seq: u64,
+    pub(crate) restarts: u64,
+    pub(crate) max_restarts: u64,
+    pub(crate) completed: u64,
+    pub(crate) name: Option<Box<str>>,
+    /// The death's cause (borrowed for the ordinary ends).
+    pub(crate) cause: Cow<'static, str>,
+}
+
+impl Stopped {
+    /// The state API's view, with the checkpoints the store keeps for it.
+    pub(crate) fn state(&self, checkpoints: usize) -> ActorState {
+        ActorState {
+            actor_id: self.actor_id,
+            class_name: self.class.to_owned(),
+            name: self.name.as_deref().map(str::to_owned),
+            state: ActorStatus::Dead {
+                cause: self.cause.clone().into_owned(),
+            },
+            restarts: self.restarts,
+            max_restarts: self.max_restarts,
+            resources: BTreeMap::new(),
+            queued_calls: 0,
+            completed_calls: self.completed,
             checkpoints,
         }
     }

@@ -61,8 +61,9 @@ const DEAD_ACTORS_KEPT: usize = 1000;
 struct Registry {
     actors: HashMap<ActorId, Arc<dyn ActorControl>, crate::executor::IdBuildHasher>,
     names: HashMap<String, ActorId>,
-    /// The most recently stopped actors, oldest first.
-    dead: std::collections::VecDeque<Arc<crate::actor::ActorInfo>>,
+    /// The most recently stopped actors, oldest first: summaries, so that
+    /// an actor's info goes with the actor.
+    dead: std::collections::VecDeque<crate::observe::Stopped>,
 }
 
 /// The call an actor task is running: who called, with which counter.
@@ -318,8 +319,9 @@ impl RuntimeInner {
         } else {
             None
         };
-        reg.dead.push_back(gone.info().clone());
-        // The evicted actor's last reference is dropped outside the lock.
+        reg.dead.push_back(gone.info().stopped());
+        // The registration (and the evicted summary's strings, if any) are
+        // dropped outside the lock.
         drop(reg);
         drop(evicted);
         drop(gone);
@@ -332,26 +334,39 @@ impl RuntimeInner {
 
     /// The state API: every live actor and the remembered stopped ones.
     pub(crate) fn actor_states(&self) -> Vec<crate::observe::ActorState> {
-        let mut infos: Vec<Arc<crate::actor::ActorInfo>> = {
-            let reg = lock(&self.registry);
-            reg.actors
-                .values()
-                .map(|c| c.info().clone())
-                .chain(reg.dead.iter().cloned())
-                .collect()
+        let checkpoints = |checkpointable: bool, id: ActorId| {
+            if checkpointable {
+                self.checkpoints.list(id).map_or(0, |v| v.len())
+            } else {
+                0
+            }
         };
-        infos.sort_by_key(|i| i.obs.seq);
-        infos
+        // The live actors' infos are read outside the lock; the stopped
+        // actors' states are built under it (no store access there: the
+        // checkpoint counts are filled in after).
+        let (live, stopped): (Vec<Arc<crate::actor::ActorInfo>>, Vec<_>) = {
+            let reg = lock(&self.registry);
+            (
+                reg.actors.values().map(|c| c.info().clone()).collect(),
+                reg.dead
+                    .iter()
+                    .map(|s| (s.seq, s.checkpointable, s.state(0)))
+                    .collect(),
+            )
+        };
+        let mut states: Vec<(u64, crate::observe::ActorState)> = live
             .iter()
             .map(|info| {
-                let checkpoints = if info.obs.checkpointable {
-                    self.checkpoints.list(info.id).map_or(0, |v| v.len())
-                } else {
-                    0
-                };
-                info.state(checkpoints)
+                let n = checkpoints(info.obs.checkpointable, info.id);
+                (info.obs.seq, info.state(n))
             })
-            .collect()
+            .chain(stopped.into_iter().map(|(seq, checkpointable, mut st)| {
+                st.checkpoints = checkpoints(checkpointable, st.actor_id);
+                (seq, st)
+            }))
+            .collect();
+        states.sort_by_key(|(seq, _)| *seq);
+        states.into_iter().map(|(_, st)| st).collect()
     }
 
     pub(crate) fn lookup(&self, id: &ActorId) -> Option<Arc<dyn ActorControl>> {
