@@ -929,7 +929,7 @@ mod size {
     fn a_stopped_actors_summary_is_small() {
         let size = std::mem::size_of::<crate::observe::Stopped>();
         assert!(
-            size <= 120,
+            size <= 112,
             "the stopped actor's summary grew to {size} bytes"
         );
     }
