@@ -8,11 +8,13 @@
 //! (one allocation per call, freed by whoever lets go last): a ref holds
 //! whatever holds its slot ([`SlotHolder`]), a standalone slot or a call.
 
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::future::{Future, IntoFuture};
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -25,14 +27,8 @@ use crate::ids::ObjectId;
 #[doc(hidden)]
 pub type Stored<T> = std::result::Result<T, Box<Error>>;
 
-enum State<T> {
-    Pending(Waiters),
-    Ready(Stored<T>),
-}
-
-/// Who waits for an object: usually one task, kept inline (no allocation).
-/// Further waiters are rare and boxed, so this is two words (the enum's tag
-/// sits in the waker's vtable pointer) and the slot stays small.
+/// The waiters of a completed object, taken out of its slot to be woken:
+/// usually one task; several are rare (the slot keeps them boxed).
 #[derive(Default)]
 enum Waiters {
     #[default]
@@ -43,24 +39,6 @@ enum Waiters {
 }
 
 impl Waiters {
-    fn register(&mut self, w: &Waker) {
-        match self {
-            Waiters::None => *self = Waiters::One(w.clone()),
-            Waiters::One(f) if f.will_wake(w) => {}
-            Waiters::One(_) => {
-                let Waiters::One(f) = std::mem::take(self) else {
-                    unreachable!("matched above")
-                };
-                *self = Waiters::Many(Box::new(vec![f, w.clone()]));
-            }
-            Waiters::Many(all) => {
-                if !all.iter().any(|r| r.will_wake(w)) {
-                    all.push(w.clone());
-                }
-            }
-        }
-    }
-
     fn wake_all(self) {
         match self {
             Waiters::None => {}
@@ -70,28 +48,61 @@ impl Waiters {
     }
 }
 
+/// What a slot holds: its waiters while pending, its value once ready. Told
+/// apart by [`READY`] and [`MANY`] in the slot's word, so no tag is kept
+/// here: two words for a `u64`.
+union State<T> {
+    /// Pending with at most one waiter (neither bit set).
+    one: ManuallyDrop<Option<Waker>>,
+    /// Pending with several waiters ([`MANY`] set): rare, boxed.
+    #[allow(clippy::box_collection)]
+    many: ManuallyDrop<Box<Vec<Waker>>>,
+    /// Ready ([`READY`] set).
+    ready: ManuallyDrop<Stored<T>>,
+}
+
 /// Where one object's value goes: pending (with its waiters) or ready.
+///
+/// One word and a union, 24 bytes for a `u64` (a `Mutex<enum>` was 40): the
+/// word holds the boxed ID, [`READY`] and [`MANY`] (which part of `state` is
+/// live) and [`LOCKED`] (a lock bit: who holds it may touch `state`). Every critical
+/// section is a few moves (a waker registered or taken, a value stored or
+/// copied), so a contended lock spins briefly, then yields.
 #[doc(hidden)]
 pub struct Slot<T> {
     /// The ID, drawn on first use (most objects are never asked for their
     /// ID) and boxed: one word in every slot instead of three (0 until
-    /// drawn); and in bit 0, [`READY`]: whether `state` is ready, readable
-    /// without the lock.
-    id_ready: AtomicUsize,
-    state: Mutex<State<T>>,
+    /// drawn); in bit 0, [`READY`], readable without the lock; in bit 1,
+    /// [`LOCKED`]; in bit 2, [`MANY`].
+    word: AtomicUsize,
+    state: UnsafeCell<State<T>>,
 }
 
-/// Bit 0 of [`Slot`]'s `id_ready`: the state is `Ready` (set under the
-/// lock, after the state; never cleared while the slot is shared).
-const READY: usize = 1;
+// SAFETY: `state` is touched only under the lock bit (or through `&mut`),
+// as a `Mutex` would guard it: the value moves between threads and is read
+// by one at a time, so `T: Send` is enough, as for `Mutex<T>`.
+unsafe impl<T: Send> Send for Slot<T> {}
+unsafe impl<T: Send> Sync for Slot<T> {}
 
-/// A boxed ID, aligned so that bit 0 of its address is free for [`READY`].
+/// Bit 0 of [`Slot`]'s word: the state is ready (set under the lock, with
+/// the state; never cleared while the slot is shared).
+const READY: usize = 1;
+/// Bit 1 of [`Slot`]'s word: someone holds the slot's lock.
+const LOCKED: usize = 2;
+/// Bit 2 of [`Slot`]'s word: the pending state has several waiters (set and
+/// cleared under the lock).
+const MANY: usize = 4;
+/// The word's flag bits.
+const FLAGS: usize = READY | LOCKED | MANY;
+
+/// A boxed ID, aligned so that the low bits of its address are free for
+/// the flags.
 #[repr(align(8))]
 struct BoxedId(ObjectId);
 
-/// The boxed ID's address in `id_ready` (null until drawn).
-fn id_ptr(id_ready: usize) -> *mut BoxedId {
-    (id_ready & !READY) as *mut BoxedId
+/// The boxed ID's address in the word (null until drawn).
+fn id_ptr(word: usize) -> *mut BoxedId {
+    (word & !FLAGS) as *mut BoxedId
 }
 
 impl<T> fmt::Debug for Slot<T> {
@@ -100,17 +111,117 @@ impl<T> fmt::Debug for Slot<T> {
     }
 }
 
+/// The slot's lock, held: unlocks when dropped.
+struct Locked<'a, T> {
+    slot: &'a Slot<T>,
+    /// The flags when locked, kept up to date by the guard (only the
+    /// holder changes [`READY`] and [`MANY`]).
+    flags: usize,
+}
+
+impl<T> Drop for Locked<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.slot.word.fetch_and(!LOCKED, Ordering::Release);
+    }
+}
+
+impl<T> Locked<'_, T> {
+    #[inline]
+    fn is_ready(&self) -> bool {
+        self.flags & READY != 0
+    }
+
+    /// The ready value.
+    #[inline]
+    fn value(&self) -> Option<&Stored<T>> {
+        // SAFETY: the lock is held; the flags say which part is live.
+        self.is_ready()
+            .then(|| unsafe { &*(*self.slot.state.get()).ready })
+    }
+
+    /// Adds `w` to a pending slot's waiters (once per task).
+    fn register(&mut self, w: &Waker) {
+        debug_assert!(!self.is_ready());
+        // SAFETY: locked (exclusive access) and pending; the flags say
+        // which part is live, and are updated with it.
+        unsafe {
+            let state = &mut *self.slot.state.get();
+            if self.flags & MANY != 0 {
+                let all = &mut state.many;
+                if !all.iter().any(|r| r.will_wake(w)) {
+                    all.push(w.clone());
+                }
+                return;
+            }
+            match &mut *state.one {
+                None => *state.one = Some(w.clone()),
+                Some(first) if first.will_wake(w) => {}
+                Some(_) => {
+                    let first = state.one.take().expect("matched above");
+                    state.many = ManuallyDrop::new(Box::new(vec![first, w.clone()]));
+                    // Published by the unlock's release.
+                    self.slot.word.fetch_or(MANY, Ordering::Relaxed);
+                    self.flags |= MANY;
+                }
+            }
+        }
+    }
+
+    /// Makes a pending slot ready with `value`, unlocks, and returns its
+    /// waiters.
+    #[inline]
+    fn complete(self, value: Stored<T>) -> Waiters {
+        debug_assert!(!self.is_ready());
+        let (slot, flags) = (self.slot, self.flags);
+        std::mem::forget(self);
+        // SAFETY: locked and pending: the waiters are live; they move out
+        // and the value takes their place before anyone can look again.
+        let waiters = unsafe {
+            let state = &mut *slot.state.get();
+            let w = if flags & MANY != 0 {
+                Waiters::Many(ManuallyDrop::take(&mut state.many))
+            } else {
+                match ManuallyDrop::take(&mut state.one) {
+                    Some(one) => Waiters::One(one),
+                    None => Waiters::None,
+                }
+            };
+            state.ready = ManuallyDrop::new(value);
+            w
+        };
+        // Ready, unlocked and single in one step (LOCKED was set, READY was
+        // not, MANY as the flags say), after the value: whoever sees the
+        // bit finds it.
+        slot.word
+            .fetch_xor(READY | LOCKED | (flags & MANY), Ordering::Release);
+        waiters
+    }
+}
+
 impl<T> Slot<T> {
     /// A pending slot.
     pub(crate) fn new() -> Self {
         Slot {
-            id_ready: AtomicUsize::new(0),
-            state: Mutex::new(State::Pending(Waiters::default())),
+            word: AtomicUsize::new(0),
+            state: UnsafeCell::new(State {
+                one: ManuallyDrop::new(None),
+            }),
+        }
+    }
+
+    /// A slot ready with `value`.
+    pub(crate) fn ready(value: Stored<T>) -> Self {
+        Slot {
+            word: AtomicUsize::new(READY),
+            state: UnsafeCell::new(State {
+                ready: ManuallyDrop::new(value),
+            }),
         }
     }
 
     pub(crate) fn id(&self) -> ObjectId {
-        let mut cur = self.id_ready.load(Ordering::Acquire);
+        let mut cur = self.word.load(Ordering::Acquire);
         let p = id_ptr(cur);
         if !p.is_null() {
             // SAFETY: set once below, freed only on drop.
@@ -118,10 +229,10 @@ impl<T> Slot<T> {
         }
         let mine = Box::into_raw(Box::new(BoxedId(ObjectId::random())));
         loop {
-            // The ready bit stays as it is.
-            let new = mine as usize | (cur & READY);
+            // The flags stay as they are.
+            let new = mine as usize | (cur & FLAGS);
             match self
-                .id_ready
+                .word
                 .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire)
             {
                 // SAFETY: `mine` is now the slot's, as above.
@@ -136,7 +247,7 @@ impl<T> Slot<T> {
                             return (*theirs).0;
                         }
                     }
-                    // Only the ready bit moved (or a spurious failure).
+                    // Only the flag bits moved (or a spurious failure).
                     cur = now;
                 }
             }
@@ -146,21 +257,51 @@ impl<T> Slot<T> {
     /// Whether the state is ready, without the lock.
     #[inline]
     pub(crate) fn is_ready(&self) -> bool {
-        self.id_ready.load(Ordering::Acquire) & READY != 0
+        self.word.load(Ordering::Acquire) & READY != 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
-        // A panic while holding this lock cannot leave the state inconsistent
-        // (every critical section is a single assignment), so poisoning is ignored.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// Takes the lock: spins while another holds it (a few moves at most),
+    /// yielding the thread after a while in case the holder was preempted.
+    #[inline]
+    fn lock(&self) -> Locked<'_, T> {
+        let was = self.word.fetch_or(LOCKED, Ordering::Acquire);
+        if was & LOCKED == 0 {
+            return Locked {
+                slot: self,
+                flags: was & FLAGS,
+            };
+        }
+        self.lock_contended()
+    }
+
+    #[cold]
+    fn lock_contended(&self) -> Locked<'_, T> {
+        let mut spins = 0u32;
+        loop {
+            while self.word.load(Ordering::Relaxed) & LOCKED != 0 {
+                if spins < 64 {
+                    spins += 1;
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            let was = self.word.fetch_or(LOCKED, Ordering::Acquire);
+            if was & LOCKED == 0 {
+                return Locked {
+                    slot: self,
+                    flags: was & FLAGS,
+                };
+            }
+        }
     }
 
     /// `pending`, `ready` or `failed` (for `Debug`).
     fn state_name(&self) -> &'static str {
-        match &*self.lock() {
-            State::Pending(_) => "pending",
-            State::Ready(Ok(_)) => "ready",
-            State::Ready(Err(_)) => "failed",
+        match self.lock().value() {
+            None => "pending",
+            Some(Ok(_)) => "ready",
+            Some(Err(_)) => "failed",
         }
     }
 
@@ -168,20 +309,11 @@ impl<T> Slot<T> {
     /// returned [`Wake`] is dropped, so whoever completes can first let go
     /// of what holds the slot.
     pub(crate) fn complete_later(&self, value: Stored<T>) -> Wake {
-        let mut state = self.lock();
-        if let State::Ready(_) = &*state {
+        let locked = self.lock();
+        if locked.is_ready() {
             return Wake(None);
         }
-        // Swapped out whole: taking the waiters and then overwriting the
-        // state ran the waiters' drop glue for nothing.
-        let was = std::mem::replace(&mut *state, State::Ready(value));
-        // Under the lock, after the state: whoever sees the bit and then
-        // locks finds the value.
-        self.id_ready.fetch_or(READY, Ordering::Release);
-        match was {
-            State::Pending(w) => Wake(Some(w)),
-            State::Ready(_) => unreachable!("checked above"),
-        }
+        Wake(Some(locked.complete(value)))
     }
 
     /// Completes the slot (the first value stays) and wakes its waiters.
@@ -189,20 +321,48 @@ impl<T> Slot<T> {
         drop(self.complete_later(value.map_err(Box::new)));
     }
 
+    /// Whether the slot is ready; if not, registers `cx`'s waker.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> bool {
+        let mut locked = self.lock();
+        if locked.is_ready() {
+            return true;
+        }
+        locked.register(cx.waker());
+        false
+    }
+
+    /// A copy of the value if ready; else registers `cx`'s waker (when given).
+    #[inline]
+    fn poll_read(&self, cx: Option<&mut Context<'_>>) -> Poll<Result<T>>
+    where
+        T: Clone,
+    {
+        let mut locked = self.lock();
+        if let Some(r) = locked.value() {
+            return Poll::Ready(read(r));
+        }
+        if let Some(cx) = cx {
+            locked.register(cx.waker());
+        }
+        Poll::Pending
+    }
+
     /// Moves the result out of a ready slot (leaving it pending): for the
     /// last holder, which nobody else can read after.
     #[inline]
     fn take_ready(&mut self) -> Option<Stored<T>> {
-        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        match state {
-            State::Pending(_) => None,
-            State::Ready(_) => {
-                *self.id_ready.get_mut() &= !READY;
-                match std::mem::replace(state, State::Pending(Waiters::default())) {
-                    State::Ready(r) => Some(r),
-                    State::Pending(_) => unreachable!("checked above"),
-                }
-            }
+        let word = self.word.get_mut();
+        if *word & READY == 0 {
+            return None;
+        }
+        *word &= !READY;
+        let state = self.state.get_mut();
+        // SAFETY: was ready (exclusive access through `&mut`); no waiters
+        // take the value's place, matching the cleared bit.
+        unsafe {
+            let r = ManuallyDrop::take(&mut state.ready);
+            state.one = ManuallyDrop::new(None);
+            Some(r)
         }
     }
 
@@ -215,7 +375,20 @@ impl<T> Slot<T> {
 
 impl<T> Drop for Slot<T> {
     fn drop(&mut self) {
-        let p = id_ptr(*self.id_ready.get_mut());
+        let word = *self.word.get_mut();
+        let state = self.state.get_mut();
+        // SAFETY: `&mut`: the bits say which part is live; it is dropped
+        // once, here.
+        unsafe {
+            if word & READY != 0 {
+                ManuallyDrop::drop(&mut state.ready);
+            } else if word & MANY != 0 {
+                ManuallyDrop::drop(&mut state.many);
+            } else {
+                ManuallyDrop::drop(&mut state.one);
+            }
+        }
+        let p = id_ptr(word);
         if !p.is_null() {
             // SAFETY: boxed by `id` and owned by the slot.
             drop(unsafe { Box::from_raw(p) });
@@ -358,10 +531,8 @@ impl<T> ObjectRef<T> {
     where
         T: Send + 'static,
     {
-        let slot = Slot::new();
-        slot.complete(value);
         ObjectRef {
-            holder: Arc::new(slot),
+            holder: Arc::new(Slot::ready(value.map_err(Box::new))),
         }
     }
 
@@ -387,15 +558,11 @@ impl<T> ObjectRef<T> {
 
     /// Registers `cx`'s waker unless ready; returns readiness.
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> bool {
-        let mut state = self.slot().lock();
-        match &mut *state {
-            State::Ready(_) => true,
-            State::Pending(wakers) => {
-                wakers.register(cx.waker());
-                crate::resources::note_awaiting_object();
-                false
-            }
+        let ready = self.slot().poll_ready(cx);
+        if !ready {
+            crate::resources::note_awaiting_object();
         }
+        ready
     }
 
     /// Waits until the value is available, without reading it.
@@ -416,9 +583,9 @@ impl<T> ObjectRef<T> {
 impl<T: Clone> ObjectRef<T> {
     /// The value (a copy), or the error that produced it, if available now.
     pub fn try_get(&self) -> Option<Result<T>> {
-        match &*self.slot().lock() {
-            State::Ready(r) => Some(read(r)),
-            State::Pending(_) => None,
+        match self.slot().poll_read(None) {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => None,
         }
     }
 
@@ -448,15 +615,11 @@ impl<T: Clone> ObjectRef<T> {
 
     /// A copy of the value if ready; else registers `cx`'s waker.
     fn poll_read(&self, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        let mut state = self.slot().lock();
-        match &mut *state {
-            State::Ready(r) => Poll::Ready(read(r)),
-            State::Pending(wakers) => {
-                wakers.register(cx.waker());
-                crate::resources::note_awaiting_object();
-                Poll::Pending
-            }
+        let read = self.slot().poll_read(Some(cx));
+        if read.is_pending() {
+            crate::resources::note_awaiting_object();
         }
+        read
     }
 
     /// Blocks the current thread until the value is available. For synchronous
@@ -657,7 +820,133 @@ mod tests {
                 slot.is_ready(),
                 "an ID drawn after completion cleared the bit"
             );
-            assert!(matches!(&*slot.lock(), State::Ready(Ok(v)) if *v == round));
+            assert!(matches!(slot.lock().value(), Some(Ok(v)) if *v == round));
+        }
+    }
+
+    /// A waker that counts its wake-ups (by value or by reference) and
+    /// reports its clones through the `Arc`'s count.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counter() -> (Arc<Count>, Waker) {
+        let c = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    /// One waiter stays inline; a second distinct one moves them all to the
+    /// boxed list; the same task waiting twice is kept once. Completing
+    /// wakes each exactly once and keeps no clone of any waker.
+    #[test]
+    fn every_distinct_waiter_is_woken_once() {
+        let slot = Slot::<String>::new();
+        let (counts, wakers): (Vec<_>, Vec<_>) = (0..3).map(|_| counter()).unzip();
+        for w in wakers.iter().chain(&wakers) {
+            assert!(!slot.poll_ready(&mut Context::from_waker(w)));
+        }
+        assert_eq!(slot.word.load(Ordering::SeqCst) & MANY, MANY);
+        for c in &counts {
+            assert_eq!(Arc::strong_count(c), 3, "the waiter is kept once");
+        }
+        let wake = slot.complete_later(Ok("v".into()));
+        assert!(slot.is_ready());
+        assert_eq!(slot.word.load(Ordering::SeqCst) & (MANY | LOCKED), 0);
+        assert!(
+            counts.iter().all(|c| c.0.load(Ordering::SeqCst) == 0),
+            "woken late"
+        );
+        drop(wake);
+        for c in &counts {
+            assert_eq!(c.0.load(Ordering::SeqCst), 1);
+            assert_eq!(Arc::strong_count(c), 2, "the slot let go of its clone");
+        }
+        assert!(slot.poll_ready(&mut Context::from_waker(&wakers[0])));
+        assert!(matches!(slot.poll_read(None), Poll::Ready(Ok(v)) if v == "v"));
+        // A second completion keeps the first value and wakes nobody.
+        drop(slot.complete_later(Ok("w".into())));
+        assert!(matches!(slot.poll_read(None), Poll::Ready(Ok(v)) if v == "v"));
+        assert_eq!(counts[0].0.load(Ordering::SeqCst), 1);
+    }
+
+    /// Dropped while pending, a slot lets go of its waiters (one or many)
+    /// without waking them; dropped ready, of its value.
+    #[test]
+    fn a_slot_dropped_in_any_state_frees_what_it_holds() {
+        for n in 0..3 {
+            let slot = Slot::<Vec<u8>>::new();
+            let (counts, wakers): (Vec<_>, Vec<_>) = (0..n).map(|_| counter()).unzip();
+            for w in &wakers {
+                assert!(!slot.poll_ready(&mut Context::from_waker(w)));
+            }
+            drop(slot);
+            for c in &counts {
+                assert_eq!(Arc::strong_count(c), 2, "{n} waiters");
+                assert_eq!(c.0.load(Ordering::SeqCst), 0);
+            }
+        }
+        let value = Arc::new(());
+        let slot = Slot::ready(Ok(value.clone()));
+        assert_eq!(Arc::strong_count(&value), 2);
+        drop(slot);
+        assert_eq!(Arc::strong_count(&value), 1);
+        // Moved out by the last holder, then dropped: freed once.
+        let mut slot = Slot::ready(Ok(value.clone()));
+        assert!(slot.take_ready().is_some());
+        assert!(!slot.is_ready());
+        assert!(slot.take_ready().is_none());
+        drop(slot);
+        assert_eq!(Arc::strong_count(&value), 1);
+    }
+
+    /// Readers on several threads (each polling with its own waker, some
+    /// drawing the ID, with random pauses) race one completer: whoever
+    /// got `Pending` is woken, and every reader then reads the value.
+    #[test]
+    fn waiters_racing_completion_are_never_lost() {
+        use rand::{Rng, SeedableRng};
+        for round in 0..300u64 {
+            let slot = Arc::new(Slot::<u64>::new());
+            let readers: Vec<_> = (0..3u64)
+                .map(|t| {
+                    let slot = slot.clone();
+                    std::thread::spawn(move || {
+                        let mut rng = rand::rngs::StdRng::seed_from_u64(round * 10 + t);
+                        let (count, waker) = counter();
+                        let mut cx = Context::from_waker(&waker);
+                        for _ in 0..rng.random_range(0..3) {
+                            std::thread::yield_now();
+                        }
+                        if rng.random_bool(0.3) {
+                            slot.id();
+                        }
+                        loop {
+                            match slot.poll_read(Some(&mut cx)) {
+                                Poll::Ready(v) => return v,
+                                Poll::Pending => {
+                                    // Woken once the value is in.
+                                    while count.0.load(Ordering::SeqCst) == 0 {
+                                        std::thread::yield_now();
+                                    }
+                                    assert!(slot.is_ready(), "woken before ready");
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            if round % 3 == 0 {
+                std::thread::yield_now();
+            }
+            drop(slot.complete_later(Ok(round)));
+            for r in readers {
+                assert_eq!(r.join().unwrap(), Ok(round));
+            }
+            assert_eq!(slot.word.load(Ordering::SeqCst) & (LOCKED | MANY), 0);
         }
     }
 
