@@ -1,6 +1,8 @@
 //! What generated code needs. Not public API: names here change without notice.
 
-pub use crate::actor::{create_actor, ActorClass, ActorHandle, ActorOptions, Invoke, RawHandle};
+pub use crate::actor::{
+    create_actor, ActorClass, ActorHandle, ActorOptions, Invoke, Method, RawHandle,
+};
 pub use crate::call::{
     Arg, ArgTuple, BoxFuture, IntoArg, Many, MethodDescriptor, One, Receiver, Returns, Zero,
 };

@@ -14,15 +14,15 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use crate::call::{ArgTuple, MethodDescriptor};
+use crate::call::ArgTuple;
 use crate::checkpoint::CheckpointPolicy;
 use crate::config::{check_quantity, check_resource_name};
 use crate::error::{Error, Result};
-pub use crate::exec::Invoke;
 use crate::exec::{
     actor_main, ActorCore, CallBox, CallRefs, CtorBody, CtorCall, Driver, Envelope, MethodCall,
     Msg, Placement, TaskDriver,
 };
+pub use crate::exec::{Invoke, Method};
 use crate::ids::{ActorHandleId, ActorId};
 use crate::observe::ActorObs;
 use crate::runtime::{self, ActorControl, ErrorKind, RuntimeInner};
@@ -444,16 +444,15 @@ impl<A: ActorClass> RawHandle<A> {
     /// Submits a call; never blocks (except in local mode, where it runs now).
     pub fn call<Args: ArgTuple, R: CallRefs<A, Args>>(
         &self,
-        desc: &'static MethodDescriptor,
+        method: &'static Method<A, Args::Values, R::Payload>,
         args: Args,
-        invoke: &'static Invoke<A, Args::Values, R::Payload>,
     ) -> R::Refs {
         // One allocation: the call, with its result slot inline.
         let (made, sink, inline) = R::call_channel();
-        let call = CallBox::new(
+        let call = CallBox::method(
             self.id,
-            desc,
-            MethodCall::<A, Args, R>::new(inline, args, sink, invoke),
+            method,
+            MethodCall::<A, Args, R>::new(inline, args, sink),
         );
         let refs = R::refs(made, &call);
         self.shared.info.obs.submitted();

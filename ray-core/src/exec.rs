@@ -4,6 +4,8 @@
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -52,7 +54,9 @@ pub(crate) trait CallBody<A>: Send + Sync {
     /// consumed, so the call can run again (retry after a kill, replay).
     ///
     /// # Safety
-    /// No other access to the call's state while the returned future lives.
+    /// No other access to the call's state while the returned future lives;
+    /// `desc` is the one kept in the call's [`CallBox`] (it leads to the
+    /// method to run, [`Method::of`]).
     unsafe fn run<'a>(
         &'a self,
         actor: &'a mut A,
@@ -76,7 +80,8 @@ pub(crate) trait CallBody<A>: Send + Sync {
     /// whose results go nowhere: the replay log's entry.
     ///
     /// # Safety
-    /// As for [`is_ready`](Self::is_ready).
+    /// As for [`is_ready`](Self::is_ready), and `desc` as for
+    /// [`run`](Self::run).
     unsafe fn replay_entry(
         &self,
         handle: ActorHandleId,
@@ -122,6 +127,43 @@ impl<A, V, P> std::fmt::Debug for Invoke<A, V, P> {
     }
 }
 
+/// A method as a generated stub hands it to the runtime: its descriptor and
+/// how to run it, in one static. A call keeps one pointer, to `desc`, and
+/// finds `invoke` beside it (see [`Method::of`]).
+#[doc(hidden)]
+#[repr(C)]
+pub struct Method<A, V, P> {
+    /// The method's metadata (first: a call's pointer to it is also a
+    /// pointer to the whole).
+    pub desc: MethodDescriptor,
+    /// How to run it.
+    pub invoke: Invoke<A, V, P>,
+}
+
+impl<A, V, P> std::fmt::Debug for Method<A, V, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Method")
+            .field("desc", &self.desc)
+            .field("invoke", &self.invoke)
+            .finish()
+    }
+}
+
+impl<A, V, P> Method<A, V, P> {
+    /// The method whose descriptor `desc` is.
+    ///
+    /// # Safety
+    /// `desc` must be the `desc` field of a `Method<A, V, P>`: calls and
+    /// replay log entries are only made (by [`CallBox::method`]) with such a
+    /// pointer, for bodies of these very `A`, `V` and `P`.
+    #[inline]
+    unsafe fn of(desc: &'static MethodDescriptor) -> &'static Self {
+        // SAFETY: `repr(C)` puts `desc` at offset 0, so the pointers are the
+        // same; the caller's promise makes the cast's target real.
+        unsafe { &*(desc as *const MethodDescriptor as *const Self) }
+    }
+}
+
 /// One actor method call: the inline part of its results (the result slot
 /// of a single-result method, which its refs read) and the state only its
 /// envelope touches.
@@ -138,40 +180,77 @@ impl<A: 'static, Args: ArgTuple, R: Returns> std::fmt::Debug for MethodCall<A, A
     }
 }
 
-struct CallState<A: 'static, Args: ArgTuple, R: Returns> {
-    job: Job<A, Args, R::Payload>,
+/// A call's state: its job, and where its results go.
+type CallState<A, Args, R> =
+    Job<A, Args, <R as Returns>::Payload, Delivery<<R as Returns>::CallSink>>;
+
+/// Where a call's results go, kept in its job's padding.
+struct Delivery<S> {
     /// Results kept outside the call (`Many`); `None` once delivered.
-    sink: Option<R::CallSink>,
+    sink: Option<S>,
     /// The results went out (delivered or failed): later finishes (replay)
     /// deliver nothing.
     done: bool,
 }
 
-/// What running a call takes: its arguments, its method and, between `run`
-/// and `finish`, its result. A call's and its replay log entry's.
-struct Job<A: 'static, Args: ArgTuple, P: 'static> {
-    args: Option<Args>,
-    /// A static of the generated stub's (one word per call, not two).
-    invoke: &'static Invoke<A, Args::Values, P>,
+/// What running a call takes: its arguments and, between `run` and
+/// `finish`, its result; and `extra`, what its owner keeps beside it (a
+/// call: its [`Delivery`]). A call's and its replay log entry's. The method
+/// is not kept here: `run` is given its descriptor, which leads to it
+/// ([`Method::of`]).
+struct Job<A: 'static, Args: ArgTuple, P: 'static, X = ()> {
+    /// The arguments, while `has_args`: a flag beside `extra` instead of an
+    /// `Option`'s tag, a word fewer per call.
+    args: MaybeUninit<Args>,
     /// The error boxed to keep calls small.
     result: Option<Stored<P>>,
+    has_args: bool,
+    extra: X,
+    /// Runs methods of `A` taking `Args::Values` and producing `P`.
+    method: PhantomData<fn(&mut A, Args::Values) -> P>,
 }
 
-impl<A: 'static, Args: ArgTuple, P: Send + 'static> Job<A, Args, P> {
-    fn new(args: Args, invoke: &'static Invoke<A, Args::Values, P>) -> Self {
+impl<A: 'static, Args: ArgTuple, P: 'static, X> Drop for Job<A, Args, P, X> {
+    fn drop(&mut self) {
+        self.drop_args();
+    }
+}
+
+impl<A: 'static, Args: ArgTuple, P: 'static, X> Job<A, Args, P, X> {
+    fn new(args: Args, extra: X) -> Self {
         Job {
-            args: Some(args),
-            invoke,
+            args: MaybeUninit::new(args),
             result: None,
+            has_args: true,
+            extra,
+            method: PhantomData,
         }
     }
 
+    #[inline]
+    fn args(&self) -> Option<&Args> {
+        // SAFETY: initialized while `has_args`.
+        self.has_args
+            .then(|| unsafe { self.args.assume_init_ref() })
+    }
+
+    #[inline]
+    fn take_args(&mut self) -> Option<Args> {
+        // SAFETY: initialized while `has_args`, which is cleared here: read
+        // once.
+        std::mem::take(&mut self.has_args).then(|| unsafe { self.args.assume_init_read() })
+    }
+
+    fn drop_args(&mut self) {
+        drop(self.take_args());
+    }
+
     fn is_ready(&self) -> bool {
-        self.args.as_ref().is_none_or(|a| a.is_ready())
+        self.args().is_none_or(|a| a.is_ready())
     }
 
     fn wait_ready(&self) -> BoxFuture<'static, ()> {
-        match &self.args {
+        match self.args() {
             Some(a) => a.wait_ready(),
             None => Box::pin(async {}),
         }
@@ -180,8 +259,11 @@ impl<A: 'static, Args: ArgTuple, P: Send + 'static> Job<A, Args, P> {
     /// Runs the method: takes the arguments (with `keep_args`, a copy, so
     /// that the call can run again), runs it catching panics, and keeps the
     /// result.
+    ///
+    /// # Safety
+    /// `desc` is the one the job's call was made with ([`CallBox::method`]).
     #[inline]
-    fn run<'a>(
+    unsafe fn run<'a>(
         &'a mut self,
         actor: &'a mut A,
         desc: &'static MethodDescriptor,
@@ -189,11 +271,15 @@ impl<A: 'static, Args: ArgTuple, P: Send + 'static> Job<A, Args, P> {
     ) -> Running<'a>
     where
         A: Send,
+        P: Send,
+        X: Send,
     {
+        // SAFETY: the caller's promise.
+        let method = unsafe { Method::<A, Args::Values, P>::of(desc) };
         let taken = if keep_args {
-            self.args.as_ref().map(|a| a.duplicate().take())
+            self.args().map(|a| a.duplicate().take())
         } else {
-            self.args.take().map(ArgTuple::take)
+            self.take_args().map(ArgTuple::take)
         };
         let values = match taken {
             Some(Ok(v)) => v,
@@ -214,7 +300,7 @@ impl<A: 'static, Args: ArgTuple, P: Send + 'static> Job<A, Args, P> {
                 });
             }
         };
-        match *self.invoke {
+        match method.invoke {
             Invoke::Sync(f) => {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(actor, values)))
                     .map_err(|p| panic_message(&*p));
@@ -233,7 +319,10 @@ impl<A: 'static, Args: ArgTuple, P: Send + 'static> Job<A, Args, P> {
 
     /// Moves the kept arguments into the envelope of a replay log entry,
     /// numbered like the call.
-    fn entry(
+    ///
+    /// # Safety
+    /// As for [`run`](Self::run).
+    unsafe fn entry(
         &mut self,
         handle: ActorHandleId,
         counter: u64,
@@ -241,16 +330,22 @@ impl<A: 'static, Args: ArgTuple, P: Send + 'static> Job<A, Args, P> {
     ) -> Option<Envelope<A>>
     where
         A: Send,
+        P: Send,
     {
         let entry = ReplayEntry {
-            job: UnsafeCell::new(Job::new(self.args.take()?, self.invoke)),
+            job: UnsafeCell::new(Job::new(self.take_args()?, ())),
         };
-        Some(Envelope::new(CallBox::new(handle, desc, entry), counter))
+        // SAFETY: the caller's promise: `desc` leads to this job's method.
+        let method = unsafe { Method::<A, Args::Values, P>::of(desc) };
+        Some(Envelope::new(
+            CallBox::method(handle, method, entry),
+            counter,
+        ))
     }
 
     /// Drops the arguments and the result.
     fn clear(&mut self) {
-        self.args = None;
+        self.drop_args();
         self.result = None;
     }
 }
@@ -258,24 +353,14 @@ impl<A: 'static, Args: ArgTuple, P: Send + 'static> Job<A, Args, P> {
 // SAFETY: `inline` is `Sync` (the `Returns` contract); `state` is only
 // accessed through the call's one `Envelope` (the `CallBody` contract), so
 // never from two threads at once, and moving it between threads needs only
-// `Send`, which its parts are (arguments, sinks and payloads are `Send`,
-// `invoke` points to function pointers).
+// `Send`, which its parts are (arguments, sinks and payloads are `Send`).
 unsafe impl<A: 'static, Args: ArgTuple, R: Returns> Sync for MethodCall<A, Args, R> {}
 
 impl<A: 'static, Args: ArgTuple, R: Returns> MethodCall<A, Args, R> {
-    pub(crate) fn new(
-        inline: R::Inline,
-        args: Args,
-        sink: Option<R::CallSink>,
-        invoke: &'static Invoke<A, Args::Values, R::Payload>,
-    ) -> Self {
+    pub(crate) fn new(inline: R::Inline, args: Args, sink: Option<R::CallSink>) -> Self {
         MethodCall {
             inline,
-            state: UnsafeCell::new(CallState {
-                job: Job::new(args, invoke),
-                sink,
-                done: false,
-            }),
+            state: UnsafeCell::new(Job::new(args, Delivery { sink, done: false })),
         }
     }
 
@@ -294,10 +379,10 @@ impl<A: 'static, Args: ArgTuple, R: Returns> MethodCall<A, Args, R> {
         st: &mut CallState<A, Args, R>,
         result: Stored<R::Payload>,
     ) -> (Option<Error>, Wake) {
-        if std::mem::replace(&mut st.done, true) {
+        if std::mem::replace(&mut st.extra.done, true) {
             return (None, Wake::default());
         }
-        R::deliver_call(&self.inline, st.sink.take(), result)
+        R::deliver_call(&self.inline, st.extra.sink.take(), result)
     }
 }
 
@@ -395,11 +480,11 @@ fn settle<P>(
 impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A, Args, R> {
     unsafe fn is_ready(&self) -> bool {
         // SAFETY (every method): the caller's promise (the trait's contract).
-        unsafe { self.state() }.job.is_ready()
+        unsafe { self.state() }.is_ready()
     }
 
     unsafe fn wait_ready(&self) -> BoxFuture<'static, ()> {
-        unsafe { self.state() }.job.wait_ready()
+        unsafe { self.state() }.wait_ready()
     }
 
     unsafe fn run<'a>(
@@ -408,13 +493,14 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
         desc: &'static MethodDescriptor,
         keep_args: bool,
     ) -> Running<'a> {
-        // The promise covers the returned future's life.
-        unsafe { self.state() }.job.run(actor, desc, keep_args)
+        // The promise covers the returned future's life; `desc` is the
+        // call's (the trait's contract).
+        unsafe { self.state().run(actor, desc, keep_args) }
     }
 
     unsafe fn finish(&self) -> (Option<Error>, Wake) {
         let st = unsafe { self.state() };
-        let result = st.job.result.take().unwrap_or_else(|| {
+        let result = st.result.take().unwrap_or_else(|| {
             Err(Box::new(Error::invalid(
                 "internal: a call finished without running (please report)",
             )))
@@ -423,7 +509,7 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
     }
 
     unsafe fn has_args(&self) -> bool {
-        unsafe { self.state() }.job.args.is_some()
+        unsafe { self.state() }.has_args
     }
 
     unsafe fn replay_entry(
@@ -432,7 +518,7 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
         counter: u64,
         desc: &'static MethodDescriptor,
     ) -> Option<Envelope<A>> {
-        unsafe { self.state() }.job.entry(handle, counter, desc)
+        unsafe { self.state().entry(handle, counter, desc) }
     }
 
     unsafe fn fail(&self, err: Error) -> Option<Error> {
@@ -442,9 +528,9 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
 
     unsafe fn abandon(&self) {
         let st = unsafe { self.state() };
-        st.job.clear();
-        if !std::mem::replace(&mut st.done, true) {
-            R::lose_call(&self.inline, st.sink.take());
+        st.clear();
+        if !std::mem::replace(&mut st.extra.done, true) {
+            R::lose_call(&self.inline, st.extra.sink.take());
         }
     }
 }
@@ -488,7 +574,7 @@ impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A> for Repla
         desc: &'static MethodDescriptor,
         keep_args: bool,
     ) -> Running<'a> {
-        unsafe { self.job() }.run(actor, desc, keep_args)
+        unsafe { self.job().run(actor, desc, keep_args) }
     }
 
     unsafe fn finish(&self) -> (Option<Error>, Wake) {
@@ -498,7 +584,7 @@ impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A> for Repla
     }
 
     unsafe fn has_args(&self) -> bool {
-        unsafe { self.job() }.args.is_some()
+        unsafe { self.job() }.has_args
     }
 
     unsafe fn replay_entry(
@@ -507,7 +593,7 @@ impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A> for Repla
         counter: u64,
         desc: &'static MethodDescriptor,
     ) -> Option<Envelope<A>> {
-        unsafe { self.job() }.entry(handle, counter, desc)
+        unsafe { self.job().entry(handle, counter, desc) }
     }
 
     unsafe fn fail(&self, _: Error) -> Option<Error> {
@@ -542,19 +628,39 @@ impl<B: ?Sized> std::fmt::Debug for CallBox<B> {
 }
 
 impl<B> CallBox<B> {
-    /// A new call sent by `handle` (its counter set at the send).
-    pub(crate) fn new(
+    /// A new call of `method` sent by `handle` (its counter set at the
+    /// send). The only way to make a call: its body finds the method from
+    /// the descriptor kept here ([`Method::of`]), so `method` must be the
+    /// one of `body`'s job, which the types ensure.
+    pub(crate) fn method<A, V, P>(
         handle: ActorHandleId,
-        desc: &'static MethodDescriptor,
+        method: &'static Method<A, V, P>,
         body: B,
-    ) -> Arc<Self> {
+    ) -> Arc<Self>
+    where
+        B: RunsMethod<A, V, P>,
+    {
         Arc::new(CallBox {
             handle,
             counter: AtomicU64::new(0),
-            desc,
+            desc: &method.desc,
             body,
         })
     }
+}
+
+/// A call body whose job runs `Method<A, V, P>` (ties [`CallBox::method`]'s
+/// method to the body's types).
+pub(crate) trait RunsMethod<A, V, P> {}
+
+impl<A: 'static, Args: ArgTuple, R: Returns> RunsMethod<A, Args::Values, R::Payload>
+    for MethodCall<A, Args, R>
+{
+}
+
+impl<A: 'static, Args: ArgTuple, P: 'static> RunsMethod<A, Args::Values, P>
+    for ReplayEntry<A, Args, P>
+{
 }
 
 /// One call in the mailbox, the reorder buffer or the replay log: the only
@@ -1551,16 +1657,19 @@ mod size {
         // The slot: a word (a lazily boxed ID and the flags, the lock bit
         // among them), then one inline waker or the value.
         assert_eq!(std::mem::size_of::<Slot<u64>>(), 24);
-        // With the `Arc` counts, 136 bytes: a 144-byte malloc chunk.
+        // With the `Arc` counts, 120 bytes: a 128-byte malloc chunk, the
+        // largest glibc keeps in its fast bins (freed chunks there are not
+        // merged into the heap's top and given back to the system, to be
+        // faulted in again by the next burst of calls).
         assert!(
-            std::mem::size_of::<Call>() <= 120,
+            std::mem::size_of::<Call>() <= 104,
             "a call grew to {} bytes",
             std::mem::size_of::<Call>()
         );
-        // Its replay log entry, without a slot: 104 bytes, a 112-byte chunk.
+        // Its replay log entry, without a slot: 96 bytes, a 112-byte chunk.
         type Entry = CallBox<ReplayEntry<Z, (Arg<u64>,), u64>>;
         assert!(
-            std::mem::size_of::<Entry>() <= 88,
+            std::mem::size_of::<Entry>() <= 80,
             "a replay entry grew to {} bytes",
             std::mem::size_of::<Entry>()
         );

@@ -473,12 +473,18 @@ impl ImplGen<'_> {
                 // means the argument.
                 let #args = (#(#krate::__private::IntoArg::<#tys>::into_arg(#names),)*);
                 {
-                    static #desc: #krate::__private::MethodDescriptor = #d;
                     #invoke_fn
+                    static #desc: #krate::__private::Method<
+                        #class,
+                        (#(#tys,)*),
+                        <#kind as #krate::__private::Returns>::Payload,
+                    > = #krate::__private::Method {
+                        desc: #d,
+                        invoke: #krate::__private::Invoke::#variant(#invoke),
+                    };
                     <#handle as #krate::__private::ActorHandle>::__raw(self).call::<_, #kind>(
                         &#desc,
                         #args,
-                        &#krate::__private::Invoke::#variant(#invoke),
                     )
                 }
             }
