@@ -92,47 +92,50 @@ impl<A> Checkpointer<A> {
         }
     }
 
-    /// The policy after one completed call; `force` takes a checkpoint
-    /// whatever the policy says. Returns the new checkpoint, if one was saved.
-    /// Inlined: it runs after every call, and mostly says no.
-    #[inline]
-    fn after_call(
-        &mut self,
-        actor: &mut A,
-        info: &ActorInfo,
-        force: bool,
-        frontier: impl FnOnce() -> FrontierSnapshot,
-    ) -> Option<CheckpointRecord> {
+    /// The policy's turn after one completed call: counts it, reads the
+    /// clock, and asks the policy; `force` makes it due whatever the policy
+    /// says. Inlined into the call path: it runs after every call and
+    /// mostly says no, and what follows a yes is out of line
+    /// ([`take_due`](Self::take_due)).
+    #[inline(always)]
+    fn due(&mut self, actor: &mut A, force: bool) -> bool {
         self.ctx.num_tasks_since_last_checkpoint += 1;
         self.ctx.time_elapsed_ms_since_last_checkpoint = self.last.elapsed_ms();
         let ctx = &self.ctx;
-        let (take, state) = match &self.policy.kind {
-            PolicyKind::Hooks { should, .. } => (should(actor, ctx) || force, None),
+        let due = match &self.policy.kind {
+            PolicyKind::Hooks { should, .. } => should(actor, ctx),
             PolicyKind::Auto {
                 every_calls,
                 every_ms,
-                encode,
                 ..
             } => {
-                let due = force
-                    || every_calls.is_some_and(|n| ctx.num_tasks_since_last_checkpoint >= n)
-                    || every_ms.is_some_and(|t| ctx.time_elapsed_ms_since_last_checkpoint >= t);
-                if !due {
-                    return None;
-                }
-                match encode(actor) {
-                    Ok(bytes) => (true, Some(bytes)),
-                    Err(e) => {
-                        self.report(info, format!("could not encode the actor's state: {e}"));
-                        return None;
-                    }
-                }
+                every_calls.is_some_and(|n| ctx.num_tasks_since_last_checkpoint >= n)
+                    || every_ms.is_some_and(|t| ctx.time_elapsed_ms_since_last_checkpoint >= t)
             }
         };
-        if !take {
-            return None;
-        }
-        self.take(actor, info, state, frontier())
+        due || force
+    }
+
+    /// A checkpoint is due: encodes the state (automatic policy), then
+    /// takes it. Returns the new checkpoint, if one was saved.
+    #[inline(never)]
+    fn take_due(
+        &mut self,
+        actor: &mut A,
+        info: &ActorInfo,
+        frontier: FrontierSnapshot,
+    ) -> Option<CheckpointRecord> {
+        let state = match &self.policy.kind {
+            PolicyKind::Hooks { .. } => None,
+            PolicyKind::Auto { encode, .. } => match encode(actor) {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    self.report(info, format!("could not encode the actor's state: {e}"));
+                    return None;
+                }
+            },
+        };
+        self.take(actor, info, state, frontier)
     }
 
     /// Takes a checkpoint the policy asked for.
@@ -591,16 +594,16 @@ impl<A: ActorClass> ActorCore<A> {
         }
         // The plain case, which is most calls: it ran (or failed on its
         // own), no replay log or timeline to serve (a checkpoint policy gets
-        // its turn out of line). The same steps as `finish_call`'s, without
+        // its turn here, taking a checkpoint out of line). The same steps as `finish_call`'s, without
         // its branches: ~50 instructions fewer per call (callgrind, W1-W3).
         if outcome.panic.is_none() && scope.t0.is_none() && self.log.is_none() {
             scope.restore();
             if outcome.ran && self.checkpointer.is_some() {
                 // No log, so it is not over its cap. The IDs are read here
+                // (the handle's by reference, copied only for a checkpoint)
                 // rather than kept from above: kept, they cost the calls of
                 // actors without a policy ~20 instructions each.
-                let (handle, counter) = (env.handle(), env.counter());
-                self.checkpoint_after_call(info, false, handle, counter);
+                self.checkpoint_after_call(info, false, env.handle_ref(), env.counter());
             }
             // Counted before the caller can see the result.
             info.obs.running(false);
@@ -673,7 +676,7 @@ impl<A: ActorClass> ActorCore<A> {
             .as_ref()
             .is_some_and(|l| l.enabled && l.entries.len() >= l.cap);
         if outcome.ran && self.checkpointer.is_some() {
-            self.checkpoint_after_call(info, over_cap, handle, counter);
+            self.checkpoint_after_call(info, over_cap, &handle, counter);
         }
         // Counted before the caller can see the result.
         obs.running(false);
@@ -717,25 +720,31 @@ impl<A: ActorClass> ActorCore<A> {
     }
 
     /// The checkpoint policy's turn after a call that ran (`over_cap`: the
-    /// replay log is full, which forces a checkpoint). Out of line, so that
-    /// the calls of actors without a policy do not pay for its room.
-    #[inline(never)]
+    /// replay log is full, which forces a checkpoint). The policy's check is
+    /// inlined here; taking a checkpoint is out of line.
+    #[inline(always)]
     fn checkpoint_after_call(
         &mut self,
         info: &ActorInfo,
         over_cap: bool,
-        handle: ActorHandleId,
+        handle: &ActorHandleId,
         counter: u64,
     ) {
         if let Some(c) = &mut self.checkpointer {
-            let frontier = &self.frontier;
-            let taken = c.after_call(&mut self.actor, info, over_cap, || {
-                // The frontier including the call just finished.
-                let mut snapshot = frontier.snapshot();
-                snapshot.next.insert(handle, counter + 1);
-                snapshot
-            });
-            if let Some(record) = taken {
+            if c.due(&mut self.actor, over_cap) {
+                self.checkpoint_now(info, *handle, counter);
+            }
+        }
+    }
+
+    /// Takes the checkpoint the policy found due.
+    #[inline(never)]
+    fn checkpoint_now(&mut self, info: &ActorInfo, handle: ActorHandleId, counter: u64) {
+        if let Some(c) = &mut self.checkpointer {
+            // The frontier including the call just finished.
+            let mut frontier = self.frontier.snapshot();
+            frontier.next.insert(handle, counter + 1);
+            if let Some(record) = c.take_due(&mut self.actor, info, frontier) {
                 c.taken.insert(record.checkpoint_id);
                 self.after_checkpoint(record);
             }
