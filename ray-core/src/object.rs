@@ -281,26 +281,29 @@ impl<T> Slot<T> {
     /// yielding the thread after a while in case the holder was preempted.
     #[inline]
     fn lock(&self) -> Locked<'_, T> {
-        let was = self.word.fetch_or(LOCKED, Ordering::Acquire);
-        if was & LOCKED == 0 {
-            return Locked {
-                slot: self,
-                flags: was & FLAGS,
-            };
+        match self.try_lock() {
+            Some(locked) => locked,
+            None => self.lock_contended(),
         }
-        self.lock_contended()
+    }
+
+    /// Takes the lock if it is free.
+    #[inline]
+    fn try_lock(&self) -> Option<Locked<'_, T>> {
+        let was = self.word.fetch_or(LOCKED, Ordering::Acquire);
+        // Built only when taken: a guard unlocks when dropped.
+        (was & LOCKED == 0).then(|| Locked {
+            slot: self,
+            flags: was & FLAGS,
+        })
     }
 
     #[cold]
     fn lock_contended(&self) -> Locked<'_, T> {
         loop {
             self.wait_unlocked();
-            let was = self.word.fetch_or(LOCKED, Ordering::Acquire);
-            if was & LOCKED == 0 {
-                return Locked {
-                    slot: self,
-                    flags: was & FLAGS,
-                };
+            if let Some(locked) = self.try_lock() {
+                return locked;
             }
         }
     }
@@ -859,7 +862,7 @@ mod tests {
 
     /// A waker that counts its wake-ups (by value or by reference) and
     /// reports its clones through the `Arc`'s count.
-    struct Count(std::sync::atomic::AtomicUsize);
+    pub(super) struct Count(pub(super) std::sync::atomic::AtomicUsize);
 
     impl std::task::Wake for Count {
         fn wake(self: Arc<Self>) {
@@ -867,7 +870,7 @@ mod tests {
         }
     }
 
-    fn counter() -> (Arc<Count>, Waker) {
+    pub(super) fn counter() -> (Arc<Count>, Waker) {
         let c = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
         (c.clone(), Waker::from(c))
     }
@@ -1026,18 +1029,13 @@ mod model {
     use super::*;
     use loom::sync::Arc;
 
-    /// A waker that records how often it was woken.
-    struct Woken(std::sync::atomic::AtomicUsize);
+    // A waker that counts its wake-ups: the unit tests' own.
+    use super::tests::counter as woken;
 
-    impl std::task::Wake for Woken {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-
-    fn woken() -> (std::sync::Arc<Woken>, Waker) {
-        let w = std::sync::Arc::new(Woken(std::sync::atomic::AtomicUsize::new(0)));
-        (w.clone(), Waker::from(w))
+    /// Completes `slot` with 7 on a thread of its own.
+    fn spawn_completer(slot: &Arc<Slot<u64>>) -> loom::thread::JoinHandle<()> {
+        let slot = slot.clone();
+        loom::thread::spawn(move || drop(slot.complete_later(Ok(7))))
     }
 
     /// Reads once with its waker: the value, or `None` after registering.
@@ -1054,10 +1052,7 @@ mod model {
     fn a_reader_racing_completion_reads_or_is_woken() {
         loom::model(|| {
             let slot = Arc::new(Slot::<u64>::new());
-            let completer = {
-                let slot = slot.clone();
-                loom::thread::spawn(move || drop(slot.complete_later(Ok(7))))
-            };
+            let completer = spawn_completer(&slot);
             let (count, waker) = woken();
             let got = read_once(&slot, &waker);
             completer.join().unwrap();
@@ -1085,10 +1080,7 @@ mod model {
             let slot = Arc::new(Slot::<u64>::new());
             let (first, first_waker) = woken();
             assert_eq!(read_once(&slot, &first_waker), None);
-            let completer = {
-                let slot = slot.clone();
-                loom::thread::spawn(move || drop(slot.complete_later(Ok(7))))
-            };
+            let completer = spawn_completer(&slot);
             let (second, second_waker) = woken();
             let got = read_once(&slot, &second_waker);
             completer.join().unwrap();
@@ -1112,10 +1104,7 @@ mod model {
                 let slot = slot.clone();
                 loom::thread::spawn(move || slot.id())
             };
-            let completer = {
-                let slot = slot.clone();
-                loom::thread::spawn(move || drop(slot.complete_later(Ok(7))))
-            };
+            let completer = spawn_completer(&slot);
             let (_count, waker) = woken();
             let _ = read_once(&slot, &waker);
             completer.join().unwrap();
