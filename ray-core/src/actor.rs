@@ -281,16 +281,21 @@ impl ActorInfo {
         }
     }
 
+    /// The recorded death's cause, as the state API shows it (built only
+    /// for an error death).
+    fn death_text(&self) -> Option<Cow<'static, str>> {
+        lock(&self.death).as_ref().map(|d| match d {
+            Died::Error(e) => Cow::Owned(death_cause(e)),
+            Died::HandlesDropped => Cow::Borrowed(HANDLES_DROPPED),
+        })
+    }
+
     /// The state API's view of this actor.
     pub(crate) fn state(&self, checkpoints: usize) -> crate::observe::ActorState {
-        let death = lock(&self.death).as_ref().map(|d| match d {
-            Died::Error(e) => death_cause(e),
-            Died::HandlesDropped => HANDLES_DROPPED.to_owned(),
-        });
         self.obs.state(
             self.id,
             self.class,
-            death,
+            self.death_text().map(Cow::into_owned),
             self.restarts.load(Ordering::Relaxed),
             checkpoints,
         )
@@ -299,11 +304,9 @@ impl ActorInfo {
     /// What the state API remembers once the actor stopped (see
     /// [`Stopped`](crate::observe::Stopped)).
     pub(crate) fn stopped(&self) -> crate::observe::Stopped {
-        let cause = match &*lock(&self.death) {
-            Some(Died::Error(e)) => Cow::Owned(death_cause(e)),
-            Some(Died::HandlesDropped) => Cow::Borrowed(HANDLES_DROPPED),
-            None => Cow::Borrowed("the actor stopped"),
-        };
+        let cause = self
+            .death_text()
+            .unwrap_or(Cow::Borrowed("the actor stopped"));
         crate::observe::Stopped {
             actor_id: self.id,
             checkpointable: self.obs.checkpointable,
