@@ -428,7 +428,7 @@ impl ImplGen<'_> {
                 )
             }
         };
-        let desc = mixed("__RAY_DESC");
+        let method = mixed("__RAY_METHOD");
         let args = mixed("__ray_args");
         let bounds: Vec<TokenStream> = tys.iter().map(|t| into_arg_bound(krate, t)).collect();
         let invoke = mixed("__ray_invoke");
@@ -474,7 +474,7 @@ impl ImplGen<'_> {
                 let #args = (#(#krate::__private::IntoArg::<#tys>::into_arg(#names),)*);
                 {
                     #invoke_fn
-                    static #desc: #krate::__private::Method<
+                    static #method: #krate::__private::Method<
                         #class,
                         (#(#tys,)*),
                         <#kind as #krate::__private::Returns>::Payload,
@@ -483,7 +483,7 @@ impl ImplGen<'_> {
                         invoke: #krate::__private::Invoke::#variant(#invoke),
                     };
                     <#handle as #krate::__private::ActorHandle>::__raw(self).call::<_, #kind>(
-                        &#desc,
+                        &#method,
                         #args,
                     )
                 }
