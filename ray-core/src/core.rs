@@ -594,8 +594,9 @@ impl<A: ActorClass> ActorCore<A> {
         }
         // The plain case, which is most calls: it ran (or failed on its
         // own), no replay log or timeline to serve (a checkpoint policy gets
-        // its turn here, taking a checkpoint out of line). The same steps as `finish_call`'s, without
-        // its branches: ~50 instructions fewer per call (callgrind, W1-W3).
+        // its turn here, taking a checkpoint out of line). The same steps
+        // as `finish_call`'s, without its branches: ~50 instructions fewer
+        // per call (callgrind, W1-W3).
         if outcome.panic.is_none() && scope.t0.is_none() && self.log.is_none() {
             scope.restore();
             if outcome.ran && self.checkpointer.is_some() {

@@ -1658,9 +1658,10 @@ mod size {
         // among them), then one inline waker or the value.
         assert_eq!(std::mem::size_of::<Slot<u64>>(), 24);
         // With the `Arc` counts, 120 bytes: a 128-byte malloc chunk, the
-        // largest glibc keeps in its fast bins (freed chunks there are not
-        // merged into the heap's top and given back to the system, to be
-        // faulted in again by the next burst of calls).
+        // largest glibc keeps in its fast bins (a freed chunk there is
+        // reused as it is, not merged into the heap's top at each free; a
+        // large request still consolidates them, see the book's
+        // *Performance* page).
         assert!(
             std::mem::size_of::<Call>() <= 104,
             "a call grew to {} bytes",
