@@ -3,7 +3,6 @@
 //! runs calls in order, checkpoints and rebuilds lives in `core.rs`.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
-use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +17,7 @@ use crate::core::Step;
 use crate::error::Error;
 use crate::flag::HoldFlag;
 use crate::ids::ActorHandleId;
-use crate::mailbox::{Mailbox, Recv};
+use crate::mailbox::{Mailbox, Queue, Recv};
 use crate::object::{ObjectRef, Slot, SlotHolder, Stored, Wake};
 use crate::observe::EventName;
 use crate::runtime::ErrorKind;
@@ -1124,7 +1123,7 @@ pub(crate) struct Live<A: 'static> {
     /// Mail taken from the mailbox and not yet run, oldest first (see
     /// [`Mailbox::try_recv_into`]): whoever holds the actor receives from
     /// here first.
-    inbox: VecDeque<Msg<A>>,
+    inbox: Queue<Msg<A>>,
     /// How many times callers ran calls (some runs are timed).
     helps: u32,
     /// Callers leave this many more chances to run calls to the actor task:
@@ -1138,7 +1137,7 @@ impl<A: 'static> Live<A> {
             core,
             handoff: None,
             task: None,
-            inbox: VecDeque::new(),
+            inbox: Queue::new(),
             helps: 0,
             help_pause: 0,
         }
@@ -1310,7 +1309,7 @@ impl<'a, A: 'static> Held<'a, A> {
             .take()
             .expect("the actor task installed the actor");
         let mut left = live.core.frontier.drain();
-        left.extend(live.inbox.drain(..).filter_map(Msg::into_call));
+        left.extend(live.inbox.drain().filter_map(Msg::into_call));
         left
     }
 }

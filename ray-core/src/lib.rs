@@ -23,6 +23,7 @@ pub mod ids;
 mod mailbox;
 pub mod object;
 pub mod observe;
+mod queue;
 pub mod resources;
 pub mod runtime;
 pub mod sqlite;

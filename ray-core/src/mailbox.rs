@@ -5,23 +5,24 @@
 //! A tokio `mpsc` channel is two allocations of its own per actor (the
 //! channel, 128-byte aligned, and a first block of 32 slots: over 1 KiB), for
 //! a queue that is mostly empty or holds a few calls. This one is a locked
-//! slot for one message, a `VecDeque` for more (its buffer allocated when
-//! two are queued at once) and the waiting receiver's waker. The lock is
-//! held for a push or a pop, never across a call.
+//! slot for one message, a [`Queue`] of small blocks for more (the first
+//! allocated when two are queued at once) and the waiting receiver's waker.
+//! The lock is held for a push or a pop, never across a call.
 //!
 //! A receiver with its own queue (the actor's inbox, see
-//! [`Mailbox::try_recv_into`]) takes up to a batch of queued messages per
-//! lock: when callers send faster than the actor runs calls, sender and
-//! receiver would otherwise pass the lock's cache line back and forth on
-//! every message.
+//! [`Mailbox::try_recv_into`]) takes every queued message per lock, by
+//! moving their blocks: when callers send faster than the actor runs calls,
+//! sender and receiver would otherwise pass the lock's cache line back and
+//! forth on every message.
 //!
 //! Closing: when every handle is gone, or when the actor task stops taking
 //! mail. Later sends fail and give their message back; messages already in
 //! the queue are still received, then the receiver sees the end.
 
-use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+
+pub(crate) use crate::queue::Queue;
 
 /// An unbounded queue of `T` with one receiver at a time (see the module
 /// docs).
@@ -34,16 +35,11 @@ struct State<T> {
     /// time (a caller awaiting each call) needs no buffer.
     first: Option<T>,
     /// The messages after `first`.
-    queue: VecDeque<T>,
+    queue: Queue<T>,
     /// The receiver, while it waits for mail.
     waker: Option<Waker>,
     closed: bool,
 }
-
-/// A queue emptied with more room than this gives its buffer back: a burst
-/// of calls (a million pipelined) must not keep its memory for the actor's
-/// life.
-const KEEP_CAPACITY: usize = 1024;
 
 /// What a receive found.
 pub(crate) enum Recv<T> {
@@ -60,7 +56,7 @@ impl<T> Mailbox<T> {
         Mailbox {
             state: Mutex::new(State {
                 first: None,
-                queue: VecDeque::new(),
+                queue: Queue::new(),
                 waker: None,
                 closed: false,
             }),
@@ -139,12 +135,12 @@ impl<T> Mailbox<T> {
 
     /// The next message without waiting, for a receiver with its own
     /// queue, `inbox`: the next message comes from there first; else from the
-    /// mailbox, and up to [`BATCH`] more queued behind it move into `inbox`
-    /// under the same lock. A receiver that keeps up with a busy sender
-    /// takes the lock once per batch instead of once per message, and the
-    /// sender mostly finds the lock where it left it.
+    /// mailbox, and every message queued behind it moves into `inbox` under
+    /// the same lock (their blocks do). A receiver that keeps up with a busy
+    /// sender takes the lock once per batch instead of once per message, and
+    /// the sender mostly finds the lock where it left it.
     #[inline]
-    pub(crate) fn try_recv_into(&self, inbox: &mut VecDeque<T>) -> Recv<T> {
+    pub(crate) fn try_recv_into(&self, inbox: &mut Queue<T>) -> Recv<T> {
         match pop_inbox(inbox) {
             Some((msg, more)) => Recv::Msg(msg, more),
             None => self.try_recv_locked(Some(inbox)),
@@ -153,7 +149,7 @@ impl<T> Mailbox<T> {
 
     /// A receive from the mailbox itself (a batch into `inbox`, if given).
     #[inline]
-    fn try_recv_locked(&self, inbox: Option<&mut VecDeque<T>>) -> Recv<T> {
+    fn try_recv_locked(&self, inbox: Option<&mut Queue<T>>) -> Recv<T> {
         let mut st = self.lock();
         match pop(&mut st, inbox) {
             Some((msg, more)) => Recv::Msg(msg, more),
@@ -168,7 +164,7 @@ impl<T> Mailbox<T> {
     pub(crate) fn poll_recv_into(
         &self,
         cx: &mut Context<'_>,
-        inbox: &mut VecDeque<T>,
+        inbox: &mut Queue<T>,
     ) -> Poll<Option<(T, bool)>> {
         match pop_inbox(inbox) {
             Some(msg) => Poll::Ready(Some(msg)),
@@ -188,7 +184,7 @@ impl<T> Mailbox<T> {
     fn poll_recv_locked(
         &self,
         cx: &mut Context<'_>,
-        inbox: Option<&mut VecDeque<T>>,
+        inbox: Option<&mut Queue<T>>,
     ) -> Poll<Option<(T, bool)>> {
         let mut st = self.lock();
         match pop(&mut st, inbox) {
@@ -222,41 +218,47 @@ impl<T> State<T> {
     }
 }
 
-/// How many messages a receiver with its own queue takes at most per lock,
-/// after the one it receives.
-pub(crate) const BATCH: usize = 63;
-
 /// The next message from a receiver's own queue, and whether more wait
 /// there. Whether more wait in the mailbox is not looked up (that is the
 /// lock): `more` is a hint (whether to keep a CPU between calls).
 #[inline]
-fn pop_inbox<T>(inbox: &mut VecDeque<T>) -> Option<(T, bool)> {
+fn pop_inbox<T>(inbox: &mut Queue<T>) -> Option<(T, bool)> {
     let msg = inbox.pop_front()?;
     Some((msg, !inbox.is_empty()))
 }
 
-/// The first message and whether more wait; with an `inbox`, up to
-/// [`BATCH`] of those behind it move there. An emptied queue with a large
-/// buffer lets it go.
+/// The first message and whether more wait; with an `inbox` (empty), every
+/// message behind it moves there, and the inbox's emptied blocks come back
+/// for the senders.
 #[inline]
-fn pop<T>(st: &mut State<T>, inbox: Option<&mut VecDeque<T>>) -> Option<(T, bool)> {
-    let (msg, more) = match st.first.take() {
-        Some(msg) => (msg, !st.queue.is_empty()),
-        None => {
-            let msg = st.queue.pop_front()?;
-            (msg, !st.queue.is_empty())
-        }
+fn pop<T>(st: &mut State<T>, inbox: Option<&mut Queue<T>>) -> Option<(T, bool)> {
+    let msg = match st.first.take() {
+        Some(msg) => msg,
+        None => match st.queue.pop_front() {
+            Some(msg) => msg,
+            None => {
+                idle(st, inbox);
+                return None;
+            }
+        },
     };
+    let more = !st.queue.is_empty();
     if more {
         if let Some(inbox) = inbox {
-            let n = st.queue.len().min(BATCH);
-            inbox.extend(st.queue.drain(..n));
+            inbox.append(&mut st.queue);
         }
     }
-    if st.queue.is_empty() && st.queue.capacity() > KEEP_CAPACITY {
-        st.queue = VecDeque::new();
-    }
     Some((msg, more))
+}
+
+/// The receiver found nothing and goes idle: a burst's blocks go, but one
+/// kept for the next.
+#[inline]
+fn idle<T>(st: &mut State<T>, inbox: Option<&mut Queue<T>>) {
+    if let Some(inbox) = inbox.filter(|i| i.has_spares()) {
+        inbox.append(&mut st.queue);
+    }
+    st.queue.trim_spares(1);
 }
 
 #[cfg(test)]
@@ -294,23 +296,35 @@ mod tests {
         for i in 0..10_000 {
             m.send(i).unwrap();
         }
-        assert!(m.lock().queue.capacity() >= 10_000);
+        assert!(m.lock().queue.blocks() >= 10_000 / crate::queue::BLOCK);
         for i in 0..10_000 {
             assert!(matches!(m.try_recv(), Recv::Msg(j, _) if j == i));
         }
-        assert!(m.lock().queue.capacity() <= KEEP_CAPACITY);
-        // One message at a time needs no buffer; a small queue keeps its
-        // buffer (no allocation per message).
+        assert!(
+            m.lock().queue.blocks() >= 10_000 / crate::queue::BLOCK,
+            "kept while busy"
+        );
+        assert!(matches!(m.try_recv(), Recv::Empty));
+        assert_eq!(
+            m.lock().queue.blocks(),
+            1,
+            "one emptied block is kept once idle"
+        );
+        // One message at a time needs no block at all.
+        let m = Mailbox::new();
         m.send(1).unwrap();
         assert!(matches!(m.try_recv(), Recv::Msg(1, false)));
-        assert_eq!(m.lock().queue.capacity(), 0);
-        for i in 0..3 {
-            m.send(i).unwrap();
+        assert_eq!(m.lock().queue.blocks(), 0);
+        // A small queue keeps its one block (no allocation per message).
+        for round in 0..3 {
+            for i in 0..3 {
+                m.send(i).unwrap();
+            }
+            for i in 0..3 {
+                assert!(matches!(m.try_recv(), Recv::Msg(j, more) if j == i && more == (i < 2)));
+            }
+            assert_eq!(m.lock().queue.blocks(), 1, "round {round}");
         }
-        for i in 0..3 {
-            assert!(matches!(m.try_recv(), Recv::Msg(j, more) if j == i && more == (i < 2)));
-        }
-        assert!(m.lock().queue.capacity() > 0);
         // Interleaved sends and receives keep the order across the slot and
         // the queue.
         let mut next_in = 0;
@@ -409,8 +423,8 @@ mod tests {
     }
 
     /// A receiver with its own queue, against 4 senders: every message
-    /// arrives, each sender's in its order, the inbox never holds more than
-    /// a batch, and the end comes only once both are empty.
+    /// arrives, each sender's in its order, and the end comes only once both
+    /// are empty.
     #[test]
     fn a_receiver_with_an_inbox_gets_everything_in_order() {
         let m = Arc::new(Mailbox::new());
@@ -436,14 +450,13 @@ mod tests {
                 m.close();
             })
         };
-        let mut inbox = VecDeque::new();
+        let mut inbox = Queue::new();
         let mut next = [0u64; 4];
         loop {
             match m.try_recv_into(&mut inbox) {
                 Recv::Msg((s, i), more) => {
                     assert_eq!(i, next[s as usize], "sender {s} out of order");
                     next[s as usize] += 1;
-                    assert!(inbox.len() <= BATCH);
                     if !inbox.is_empty() {
                         assert!(more, "messages wait in the inbox");
                     }
@@ -458,22 +471,33 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_leaves_the_rest_queued_in_order() {
+    fn one_lock_takes_everything_queued_in_order() {
         let m = Mailbox::new();
-        let n = BATCH as u32 + 5;
+        let n = 3 * crate::queue::BLOCK as u32 + 5;
         for i in 0..n {
             m.send(i).unwrap();
         }
-        let mut inbox = VecDeque::new();
+        let mut inbox = Queue::new();
         assert!(matches!(m.try_recv_into(&mut inbox), Recv::Msg(0, true)));
-        assert_eq!(inbox.len(), BATCH, "one lock takes a batch");
-        assert!(!m.is_empty(), "the rest stays in the mailbox");
-        for i in 1..n {
+        assert_eq!(inbox.len(), n as usize - 1, "one lock takes every message");
+        assert!(m.is_empty());
+        // Sent meanwhile: received after the inbox's, in order.
+        for i in n..n + 10 {
+            m.send(i).unwrap();
+        }
+        for i in 1..n + 10 {
             match m.try_recv_into(&mut inbox) {
-                Recv::Msg(j, _) => assert_eq!(j, i),
+                Recv::Msg(j, more) => {
+                    assert_eq!(j, i);
+                    // A hint from the inbox alone: false at its last
+                    // message, though the mailbox has more.
+                    assert_eq!(more, i != n - 1 && i != n + 9, "message {i}");
+                }
                 _ => panic!("message {i} missing"),
             }
         }
         assert!(matches!(m.try_recv_into(&mut inbox), Recv::Empty));
+        m.close();
+        assert!(matches!(m.try_recv_into(&mut inbox), Recv::Closed));
     }
 }
