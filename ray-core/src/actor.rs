@@ -427,7 +427,9 @@ pub struct RawHandle<A: 'static> {
     shared: Arc<ActorShared<A>>,
     id: ActorHandleId,
     /// The counter of this handle's next call. Taken under the mailbox's
-    /// lock as the call is queued, so the counters go in mailbox order.
+    /// lock as the call is queued (in local mode, the state's), so the
+    /// counters go in mailbox order; only under that lock, so a load and a
+    /// store rather than a locked read-modify-write.
     next_counter: AtomicU64,
     /// How many forks this handle made.
     num_forks: AtomicU64,
@@ -458,24 +460,29 @@ impl<A: ActorClass> RawHandle<A> {
             MethodCall::<A, Args, R>::new(inline, args, sink),
         );
         let refs = R::refs(made, &call);
-        self.shared.info.obs.submitted();
+        let info = &self.shared.info;
         match &self.shared.mode {
             Mode::Remote(driver) => {
                 crate::exec::note_call(driver, Arc::as_ptr(&call) as *const () as usize);
-                let sent = driver.send_with(|| {
-                    let counter = self.next_counter.fetch_add(1, Ordering::Relaxed);
+                let sent = driver.send_with(|queued| {
+                    // A call to a closed mailbox fails unnumbered, uncounted.
+                    let counter = if queued {
+                        info.obs.submitted_locked();
+                        self.take_counter()
+                    } else {
+                        0
+                    };
                     Msg::Call(Envelope::new(call, counter))
                 });
                 if let Err(Msg::Call(env)) = sent {
-                    env.fail(self.shared.info.death_error(), &self.shared.info);
+                    env.fail(info.death_error(), info);
                 }
             }
             Mode::Local(state) => {
                 let mut state = lock(state);
                 // Under the state's lock: the counters go in admission order.
-                let counter = self.next_counter.fetch_add(1, Ordering::Relaxed);
-                let env = Envelope::new(call, counter);
-                let info = &self.shared.info;
+                info.obs.submitted_locked();
+                let env = Envelope::new(call, self.take_counter());
                 match &mut *state {
                     Ok(core) => {
                         if let Err(e) = core.admit_blocking(info, env) {
@@ -490,6 +497,15 @@ impl<A: ActorClass> RawHandle<A> {
             }
         }
         refs
+    }
+
+    /// This handle's next counter (see `next_counter`: only under the lock
+    /// its submissions take).
+    #[inline]
+    fn take_counter(&self) -> u64 {
+        let n = self.next_counter.load(Ordering::Relaxed);
+        self.next_counter.store(n + 1, Ordering::Relaxed);
+        n
     }
 
     /// A fork: a new handle ID derived from this one and its fork count.

@@ -1361,9 +1361,10 @@ impl<A: 'static> Driver<A> {
     }
 
     /// Sends the message `make` builds, under the mailbox's lock (so what it
-    /// numbers goes in mailbox order); `Err(msg)` once the mailbox is closed.
+    /// numbers goes in mailbox order); `Err(msg)` once the mailbox is closed
+    /// (see [`Mailbox::send_with`]).
     #[inline]
-    pub(crate) fn send_with(&self, make: impl FnOnce() -> Msg<A>) -> Result<(), Msg<A>> {
+    pub(crate) fn send_with(&self, make: impl FnOnce(bool) -> Msg<A>) -> Result<(), Msg<A>> {
         self.mailbox.send_with(make)
     }
 

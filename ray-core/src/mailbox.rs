@@ -72,20 +72,21 @@ impl<T> Mailbox<T> {
     /// Queues `msg` and wakes the receiver if it waits; `Err(msg)` once the
     /// mailbox is closed.
     pub(crate) fn send(&self, msg: T) -> Result<(), T> {
-        self.send_with(|| msg)
+        self.send_with(|_| msg)
     }
 
-    /// Queues the message `make` builds, under the lock: messages numbered
-    /// in `make` go in the order of their numbers. `Err` (the message,
-    /// built outside the lock) once the mailbox is closed.
+    /// Queues the message `make(true)` builds, under the lock: messages
+    /// numbered in `make` go in the order of their numbers, and what `make`
+    /// counts is counted under the lock. Once the mailbox is closed, `Err`
+    /// with the message `make(false)` built outside the lock, to give back.
     #[inline]
-    pub(crate) fn send_with(&self, make: impl FnOnce() -> T) -> Result<(), T> {
+    pub(crate) fn send_with(&self, make: impl FnOnce(bool) -> T) -> Result<(), T> {
         let mut st = self.lock();
         if st.closed {
             drop(st);
-            return Err(make());
+            return Err(make(false));
         }
-        let msg = make();
+        let msg = make(true);
         if st.is_empty() {
             st.first = Some(msg);
         } else {
@@ -396,7 +397,7 @@ mod tests {
                 let (m, counter) = (m.clone(), counter.clone());
                 std::thread::spawn(move || {
                     for i in 0..5_000u32 {
-                        m.send_with(|| counter.fetch_add(1, Ordering::Relaxed))
+                        m.send_with(|_| counter.fetch_add(1, Ordering::Relaxed))
                             .unwrap();
                         if (i + t) % 64 == 0 {
                             std::thread::yield_now();

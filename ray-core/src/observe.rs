@@ -163,10 +163,13 @@ impl ActorObs {
         self.phase.store(RESTARTING, Ordering::Release);
     }
 
-    /// One more call submitted by a handle.
+    /// One more call submitted by a handle. Only under the lock every
+    /// submission to the actor takes (its mailbox's, or in local mode its
+    /// state's): a load and a store, not a locked read-modify-write.
     #[inline]
-    pub(crate) fn submitted(&self) {
-        self.submitted.0.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn submitted_locked(&self) {
+        let n = &self.submitted.0;
+        n.store(n.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     /// A call starts (`true`) or finishes (`false`) running.
