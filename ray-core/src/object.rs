@@ -9,14 +9,14 @@
 //! whatever holds its slot ([`SlotHolder`]), a standalone slot or a call.
 
 #[cfg(ray_loom)]
-use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
 #[cfg(not(ray_loom))]
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -42,6 +42,7 @@ enum Waiters {
 }
 
 impl Waiters {
+    #[inline(never)]
     fn wake_all(self) {
         match self {
             Waiters::None => {}
@@ -344,9 +345,9 @@ impl<T> Slot<T> {
     pub(crate) fn complete_later(&self, value: Stored<T>) -> Wake {
         let locked = self.lock();
         if locked.is_ready() {
-            return Wake(None);
+            return Wake::default();
         }
-        Wake(Some(locked.complete(value)))
+        Wake(ManuallyDrop::new(locked.complete(value)))
     }
 
     /// Completes the slot (the first value stays) and wakes its waiters.
@@ -378,6 +379,25 @@ impl<T> Slot<T> {
             locked.register(cx.waker());
         }
         Poll::Pending
+    }
+
+    /// A copy of the value if ready, read without the lock.
+    ///
+    /// # Safety
+    /// Nobody else can reach the slot, and every write to it is visible:
+    /// the caller holds its holder's last ref, and has synchronized with the
+    /// other refs' drops (see [`GetOwned`]'s `poll`).
+    #[inline]
+    unsafe fn read_alone(&self) -> Option<Result<T>>
+    where
+        T: Clone,
+    {
+        if self.word.load(Ordering::Relaxed) & READY == 0 {
+            return None;
+        }
+        // SAFETY: ready (the flag says so), and no one else can write or
+        // read the slot meanwhile (the caller's promise).
+        Some(read(unsafe { &*(*self.state.get()).ready }))
     }
 
     /// Moves the result out of a ready slot (leaving it pending): for the
@@ -436,7 +456,7 @@ impl<T> Drop for Slot<T> {
 #[doc(hidden)]
 #[must_use = "dropping it wakes the waiters at once"]
 #[derive(Default)]
-pub struct Wake(Option<Waiters>);
+pub struct Wake(ManuallyDrop<Waiters>);
 
 impl fmt::Debug for Wake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -445,9 +465,13 @@ impl fmt::Debug for Wake {
 }
 
 impl Drop for Wake {
+    /// Inlined: mostly there is nobody to wake (the caller has not looked
+    /// yet), and then this is one compare.
+    #[inline]
     fn drop(&mut self) {
-        if let Some(w) = self.0.take() {
-            w.wake_all();
+        if !matches!(*self.0, Waiters::None) {
+            // SAFETY: taken once, here; `None` holds nothing to drop.
+            unsafe { ManuallyDrop::take(&mut self.0) }.wake_all();
         }
     }
 }
@@ -481,6 +505,8 @@ impl<T: Send> SlotHolder<T> for Slot<T> {
 /// to a value moves the value out (nobody can read it after). Pass it as an
 /// argument to another call and it is resolved before that call runs.
 pub struct ObjectRef<T> {
+    /// No `Weak` to a holder is ever made: a ref that sees the strong count
+    /// at 1 is the only way left to its slot (see [`GetOwned`]'s `poll`).
     holder: Arc<dyn SlotHolder<T>>,
 }
 
@@ -700,17 +726,28 @@ impl<T: Clone> Future for GetOwned<T> {
         };
         r.help(cx);
         // The last ref to a ready object (the usual `handle.method(x).await`:
-        // the actor let go of the call before waking its caller) moves the
-        // value out instead of copying it. Only for types with drop glue
-        // (`Vec`, `String`, ...: a copy allocates), a constant per type; plain
-        // data copies for less than the check costs. The count is only a
-        // hint, so that a shared ref pays no extra atomic operation; `get_mut`
-        // is the check that counts (and makes the producer's writes visible).
-        if std::mem::needs_drop::<T>() && Arc::strong_count(&r.holder) == 1 {
-            if let Some(holder) = Arc::get_mut(&mut r.holder) {
-                if let Some(v) = holder.slot_mut().take_ready() {
-                    this.r = None;
-                    return Poll::Ready(v.map_err(|e| *e));
+        // the actor let go of the call before waking its caller) needs no
+        // lock: nobody else can reach the slot.
+        if Arc::strong_count(&r.holder) == 1 {
+            // Pairs with the other refs' drops (a release decrement each):
+            // the producer's writes are visible from here.
+            fence(Ordering::Acquire);
+            if std::mem::needs_drop::<T>() {
+                // Types with drop glue (`Vec`, `String`, ...: a copy
+                // allocates) have the value moved out instead of copied.
+                // `get_mut` is the check that counts, a constant per type.
+                if let Some(holder) = Arc::get_mut(&mut r.holder) {
+                    if let Some(v) = holder.slot_mut().take_ready() {
+                        this.r = None;
+                        return Poll::Ready(v.map_err(|e| *e));
+                    }
+                }
+            } else {
+                // Plain data is copied (a later poll reads it again).
+                // SAFETY: this future owns the last ref (no `Weak` is ever
+                // made, and it is not shared: `&mut`), synchronized above.
+                if let Some(v) = unsafe { r.slot().read_alone() } {
+                    return Poll::Ready(v);
                 }
             }
         }
@@ -1007,6 +1044,37 @@ mod tests {
         let mut cx = Context::from_waker(Waker::noop());
         assert!(matches!(f.as_mut().poll(&mut cx), Poll::Ready(Ok(7))));
         assert!(matches!(f.as_mut().poll(&mut cx), Poll::Ready(Ok(7))));
+    }
+
+    /// The last ref reads without the lock (a plain value copied, an owned
+    /// one moved out): racing the producer on another thread, which
+    /// completes the slot then lets go of its ref after a varying delay,
+    /// every read sees the value.
+    #[test]
+    fn the_last_ref_reads_what_the_producer_wrote_before_letting_go() {
+        fn race<T: Clone + Send + PartialEq + std::fmt::Debug + 'static>(make: fn(u64) -> T) {
+            for round in 0..300u64 {
+                let (r, tx) = channel::<T>();
+                let t = std::thread::spawn(move || {
+                    for _ in 0..(round % 40) * 5 {
+                        std::hint::spin_loop();
+                    }
+                    tx.send(Ok(make(round)));
+                });
+                let mut f = std::pin::pin!(r.into_future());
+                let mut cx = Context::from_waker(Waker::noop());
+                let v = loop {
+                    if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                        break v;
+                    }
+                    std::thread::yield_now();
+                };
+                assert_eq!(v.unwrap(), make(round), "round {round}");
+                t.join().unwrap();
+            }
+        }
+        race(|i| i);
+        race(|i| i.to_string());
     }
 
     #[test]
