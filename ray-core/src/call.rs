@@ -182,13 +182,14 @@ pub trait Returns: 'static {
     #[doc(hidden)]
     fn call_channel() -> (Option<Self::Refs>, Option<Self::CallSink>, Self::Inline);
     /// Delivers a method call's result; returns the error if no caller can
-    /// see it, and the waiters of the inline result to wake.
+    /// see it (boxed: mostly there is none, and this goes back up through
+    /// the call path), and the waiters of the inline result to wake.
     #[doc(hidden)]
     fn deliver_call(
         inline: &Self::Inline,
         sink: Option<Self::CallSink>,
         result: Stored<Self::Payload>,
-    ) -> (Option<Error>, Wake);
+    ) -> (Option<Box<Error>>, Wake);
     /// A method call was dropped unrun: its results fail with
     /// [`Error::ObjectLost`].
     #[doc(hidden)]
@@ -216,7 +217,11 @@ impl<T: Send + Clone + 'static> Returns for One<T> {
         (None, None, Slot::new())
     }
     #[inline]
-    fn deliver_call(inline: &Slot<T>, _: Option<()>, result: Stored<T>) -> (Option<Error>, Wake) {
+    fn deliver_call(
+        inline: &Slot<T>,
+        _: Option<()>,
+        result: Stored<T>,
+    ) -> (Option<Box<Error>>, Wake) {
         (None, inline.complete_later(result))
     }
     fn lose_call(inline: &Slot<T>, _: Option<()>) {
@@ -243,8 +248,8 @@ impl Returns for Zero {
     fn call_channel() -> (Option<()>, Option<()>, ()) {
         (Some(()), None, ())
     }
-    fn deliver_call(_: &(), _: Option<()>, result: Stored<()>) -> (Option<Error>, Wake) {
-        (result.err().map(|e| *e), Wake::default())
+    fn deliver_call(_: &(), _: Option<()>, result: Stored<()>) -> (Option<Box<Error>>, Wake) {
+        (result.err(), Wake::default())
     }
     fn lose_call(_: &(), _: Option<()>) {}
 }
@@ -277,8 +282,8 @@ macro_rules! many {
                 let (refs, sink) = Self::channel();
                 (Some(refs), Some(sink), ())
             }
-            fn deliver_call(_: &(), sink: Option<Self::Sink>, result: Stored<Self::Payload>) -> (Option<Error>, Wake) {
-                (sink.and_then(|sink| Self::deliver(sink, result.map_err(|e| *e))), Wake::default())
+            fn deliver_call(_: &(), sink: Option<Self::Sink>, result: Stored<Self::Payload>) -> (Option<Box<Error>>, Wake) {
+                (sink.and_then(|sink| Self::deliver(sink, result.map_err(|e| *e))).map(Box::new), Wake::default())
             }
             fn lose_call(_: &(), sink: Option<Self::Sink>) {
                 // Each sender fails its object as it drops.

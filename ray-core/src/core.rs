@@ -1091,7 +1091,7 @@ impl<A: ActorClass> ActorCore<A> {
 /// forget), which would otherwise be lost.
 #[cold]
 #[inline(never)]
-fn report_unseen(info: &ActorInfo, desc: &MethodDescriptor, unseen: Error) {
+fn report_unseen(info: &ActorInfo, desc: &MethodDescriptor, unseen: Box<Error>) {
     info.report(
         ErrorKind::TaskFailed,
         format!(

@@ -69,7 +69,7 @@ pub(crate) trait CallBody<A>: Send + Sync {
     ///
     /// # Safety
     /// As for [`is_ready`](Self::is_ready).
-    unsafe fn finish(&self) -> (Option<Error>, Wake);
+    unsafe fn finish(&self) -> (Option<Box<Error>>, Wake);
     /// Whether the arguments were kept, i.e. whether the call can run again.
     ///
     /// # Safety
@@ -377,7 +377,7 @@ impl<A: 'static, Args: ArgTuple, R: Returns> MethodCall<A, Args, R> {
         &self,
         st: &mut CallState<A, Args, R>,
         result: Stored<R::Payload>,
-    ) -> (Option<Error>, Wake) {
+    ) -> (Option<Box<Error>>, Wake) {
         if std::mem::replace(&mut st.extra.done, true) {
             return (None, Wake::default());
         }
@@ -497,7 +497,7 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
         unsafe { self.state().run(actor, desc, keep_args) }
     }
 
-    unsafe fn finish(&self) -> (Option<Error>, Wake) {
+    unsafe fn finish(&self) -> (Option<Box<Error>>, Wake) {
         let st = unsafe { self.state() };
         let result = st.result.take().unwrap_or_else(|| {
             Err(Box::new(Error::invalid(
@@ -522,7 +522,7 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
 
     unsafe fn fail(&self, err: Error) -> Option<Error> {
         let st = unsafe { self.state() };
-        self.deliver(st, Err(Box::new(err))).0
+        self.deliver(st, Err(Box::new(err))).0.map(|e| *e)
     }
 
     unsafe fn abandon(&self) {
@@ -576,7 +576,7 @@ impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A> for Repla
         unsafe { self.job().run(actor, desc, keep_args) }
     }
 
-    unsafe fn finish(&self) -> (Option<Error>, Wake) {
+    unsafe fn finish(&self) -> (Option<Box<Error>>, Wake) {
         // The result goes nowhere.
         unsafe { self.job() }.result = None;
         (None, Wake::default())
@@ -719,7 +719,7 @@ impl<A: 'static> Envelope<A> {
 
     /// Delivers the result (see [`CallBody::finish`]).
     #[inline]
-    pub(crate) fn finish(&mut self) -> (Option<Error>, Wake) {
+    pub(crate) fn finish(&mut self) -> (Option<Box<Error>>, Wake) {
         unsafe { self.call.body.finish() }
     }
 
@@ -729,7 +729,7 @@ impl<A: 'static> Envelope<A> {
     /// would do is drop arguments kept for a rerun, which then go with the
     /// call's last ref instead.
     #[inline]
-    pub(crate) fn finish_last(mut self) -> (Option<Error>, Wake) {
+    pub(crate) fn finish_last(mut self) -> (Option<Box<Error>>, Wake) {
         let out = self.finish();
         // SAFETY: `self` is not used again (forgotten right after); its only
         // field moves out to be dropped here, so nothing is dropped twice.
