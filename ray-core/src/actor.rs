@@ -358,6 +358,7 @@ impl ActorInfo {
     }
 
     /// Whether a crash is requested (cheap: no lock).
+    #[inline]
     pub(crate) fn crash_pending(&self) -> bool {
         self.crash_flag.load(Ordering::Acquire)
     }
@@ -367,6 +368,7 @@ impl ActorInfo {
         self.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
+    #[inline]
     pub(crate) fn stop_requested(&self) -> bool {
         self.stop_requested.load(Ordering::Acquire)
     }
