@@ -74,14 +74,18 @@ impl<T: Clone + Send + 'static> Arg<T> {
         }
     }
 
-    fn take(self) -> Result<T> {
+    #[inline]
+    fn take(self) -> Stored<T> {
         match self {
             Arg::Value(v) => Ok(v),
-            Arg::Ref(r) => r.try_get().unwrap_or_else(|| {
-                Err(Error::invalid(
-                    "internal: argument taken before it was ready (please report)",
-                ))
-            }),
+            Arg::Ref(r) => r
+                .try_get()
+                .unwrap_or_else(|| {
+                    Err(Error::invalid(
+                        "internal: argument taken before it was ready (please report)",
+                    ))
+                })
+                .map_err(Box::new),
         }
     }
 }
@@ -94,8 +98,9 @@ pub trait ArgTuple: Send + 'static {
     fn is_ready(&self) -> bool;
     /// Waits until every argument is available.
     fn wait_ready(&self) -> BoxFuture<'static, ()>;
-    /// Takes the values; a failed ref gives its error.
-    fn take(self) -> Result<Self::Values>;
+    /// Takes the values; a failed ref gives its error (boxed: the values
+    /// go through the call path, and mostly there is no error).
+    fn take(self) -> Stored<Self::Values>;
     /// A copy (for local mode and the replay log).
     fn duplicate(&self) -> Self;
 }
@@ -121,7 +126,8 @@ macro_rules! arg_tuple {
             }
 
             #[allow(clippy::unused_unit)]
-            fn take(self) -> Result<Self::Values> {
+            #[inline]
+            fn take(self) -> Stored<Self::Values> {
                 let ($($v,)*) = self;
                 Ok(($($v.take()?,)*))
             }

@@ -26,8 +26,10 @@ use crate::runtime::ErrorKind;
 pub(crate) struct Outcome {
     /// Whether the method ran (a failed dependency skips it).
     pub(crate) ran: bool,
-    /// The panic message, when the method panicked.
-    pub(crate) panic: Option<String>,
+    /// The panic message, when the method panicked (boxed: a word, so that
+    /// an outcome is two and comes back in registers).
+    #[allow(clippy::box_collection)]
+    pub(crate) panic: Option<Box<String>>,
 }
 
 pub(crate) enum Running<'a> {
@@ -283,7 +285,7 @@ impl<A: 'static, Args: ArgTuple, P: 'static, X> Job<A, Args, P, X> {
         let values = match taken {
             Some(Ok(v)) => v,
             Some(Err(e)) => {
-                self.result = Some(Err(Box::new(e)));
+                self.result = Some(Err(e));
                 return Running::Done(Outcome {
                     ran: false,
                     panic: None,
@@ -471,7 +473,10 @@ fn settle<P>(
             )
         }
         Ok(Err(m)) => (task_error(desc, m), None),
-        Err(p) => (task_error(desc, format!("panicked: {p}")), Some(p)),
+        Err(p) => (
+            task_error(desc, format!("panicked: {p}")),
+            Some(Box::new(p)),
+        ),
     };
     (Err(Box::new(result)), Outcome { ran: true, panic })
 }

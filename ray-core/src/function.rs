@@ -170,7 +170,7 @@ pub fn submit<Args: ArgTuple, R: Returns>(
         if !args.is_ready() {
             rt.block_local(args.wait_ready());
         }
-        let r = args.take().and_then(|v| {
+        let r = args.take().map_err(|e| *e).and_then(|v| {
             let r = match invoke {
                 FnInvoke::Sync(f) => {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(v)))
@@ -197,7 +197,7 @@ pub fn submit<Args: ArgTuple, R: Returns>(
             .map_or(Vec::new(), |a| a.gpu_ids().to_vec());
         runtime::set_gpu_ids(&gpus);
         let r = match args.take() {
-            Err(e) => Err(e),
+            Err(e) => Err(*e),
             Ok(v) => match invoke {
                 FnInvoke::Async(f) => {
                     // A CPU-only allocation is given back while the function
