@@ -429,9 +429,16 @@ impl<A: ActorClass> ActorCore<A> {
         let mut actor = ctor.construct()?;
         let mut frontier = Frontier::new();
         frontier.advance_to(ActorHandleId::NIL, 0);
-        let rt = info.runtime();
+        // The runtime only for a checkpointing or replaying actor: upgrading
+        // writes its reference count, a cache line every actor would share.
+        let policy = A::checkpoint_policy();
+        let rt = if policy.is_some() || max_reconstructions > 0 {
+            info.runtime()
+        } else {
+            None
+        };
         let mut creation_checkpoint = None;
-        let checkpointer = match (A::checkpoint_policy(), &rt) {
+        let checkpointer = match (policy, &rt) {
             (Some(policy), Some(rt)) => {
                 let keep = match &policy.kind {
                     PolicyKind::Auto { keep: Some(k), .. } => *k,

@@ -1011,8 +1011,15 @@ fn finish<A>(info: &ActorInfo, mailbox: &Mailbox<Msg<A>>, leftovers: Vec<Envelop
         let e = err.get_or_insert_with(|| info.death_error()).clone();
         env.fail(e, info);
     }
-    if let Some(rt) = info.runtime() {
+    // The actor task runs in its runtime's task context: no upgrade of the
+    // info's weak reference needed (see `with_task_runtime`).
+    let done = crate::runtime::with_task_runtime(info.runtime_weak(), |rt| {
         rt.unregister(&info.id);
+    });
+    if done.is_none() {
+        if let Some(rt) = info.runtime() {
+            rt.unregister(&info.id);
+        }
     }
 }
 

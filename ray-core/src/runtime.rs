@@ -464,6 +464,18 @@ fn with_task<R>(f: impl FnOnce(&TaskCtx) -> R) -> Option<R> {
     (!p.is_null()).then(|| f(unsafe { &*p }))
 }
 
+/// `f` on the runtime `rt` points to, if the ray task polled on this thread
+/// belongs to it: reached through the task's context, so the runtime's
+/// reference count (a cache line every actor would write at exit) is not
+/// touched, as upgrading a `Weak` would.
+#[inline]
+pub(crate) fn with_task_runtime<R>(
+    rt: &Weak<RuntimeInner>,
+    f: impl FnOnce(&RuntimeInner) -> R,
+) -> Option<R> {
+    with_task(|c| std::ptr::eq(Arc::as_ptr(&c.rt), rt.as_ptr()).then(|| f(&c.rt))).flatten()
+}
+
 /// Whether the ray task polled on this thread, if any, belongs to the
 /// runtime at `rt` (a ray task of another runtime does not run its callee's
 /// calls: inside them, tokio's context would be the caller's runtime).
