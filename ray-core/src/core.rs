@@ -612,11 +612,13 @@ impl<A: ActorClass> ActorCore<A> {
         // own), no replay log or timeline to serve (a checkpoint policy gets
         // its turn here, taking a checkpoint out of line). The same steps
         // as `finish_call`'s, without its branches: ~50 instructions fewer
-        // per call (callgrind, W1-W3).
-        if outcome.panic.is_none() && scope.t0.is_none() && self.log.is_none() {
+        // per call (callgrind, W1-W3). A log that passed its cap without a
+        // checkpoint policy logs nothing more (`keep_args` is false), so
+        // its actor's calls are plain from then on.
+        if outcome.panic.is_none() && scope.t0.is_none() && !keep_args {
             scope.restore();
             if outcome.ran && self.checkpointer.is_some() {
-                // No log, so it is not over its cap. The IDs are read here
+                // Not logging, so not over a cap. The IDs are read here
                 // (the handle's by reference, copied only for a checkpoint)
                 // rather than kept from above: kept, they cost the calls of
                 // actors without a policy ~20 instructions each.
