@@ -256,8 +256,8 @@ fn pop<T>(st: &mut State<T>, inbox: Option<&mut Queue<T>>) -> Option<(T, bool)> 
 /// kept for the next.
 #[inline]
 fn idle<T>(st: &mut State<T>, inbox: Option<&mut Queue<T>>) {
-    if let Some(inbox) = inbox.filter(|i| i.has_spares()) {
-        inbox.append(&mut st.queue);
+    if let Some(inbox) = inbox {
+        inbox.give_spares(&mut st.queue);
     }
     st.queue.trim_spares(1);
 }

@@ -169,12 +169,6 @@ impl<T> Queue<T> {
         self.spares += 1;
     }
 
-    /// Whether emptied blocks are kept.
-    #[inline]
-    pub(crate) fn has_spares(&self) -> bool {
-        self.spares != 0
-    }
-
     /// Frees the spare blocks beyond `keep`.
     #[inline]
     pub(crate) fn trim_spares(&mut self, keep: usize) {
@@ -203,9 +197,7 @@ impl<T> Queue<T> {
     /// queue senders push to.
     #[inline]
     pub(crate) fn append(&mut self, other: &mut Queue<T>) {
-        if !self.spare.is_null() {
-            self.give_spares(other);
-        }
+        self.give_spares(other);
         if other.len == 0 {
             return;
         }
@@ -223,9 +215,16 @@ impl<T> Queue<T> {
         other.len = 0;
     }
 
-    /// Moves this queue's spare blocks to `other`'s.
+    /// Moves this queue's spare blocks, if any, to `other`'s.
+    #[inline]
+    pub(crate) fn give_spares(&mut self, other: &mut Queue<T>) {
+        if !self.spare.is_null() {
+            self.move_spares(other);
+        }
+    }
+
     #[inline(never)]
-    fn give_spares(&mut self, other: &mut Queue<T>) {
+    fn move_spares(&mut self, other: &mut Queue<T>) {
         let mut last = self.spare;
         // SAFETY: spares are live blocks of this queue's, linked through
         // `next` up to a null; the list moves to `other` whole.
