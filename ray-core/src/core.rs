@@ -585,8 +585,8 @@ impl<A: ActorClass> ActorCore<A> {
         let keep_args = self.logging();
         let scope = CallScope::of(info, cpu.is_some(), &env, true);
         let actor = &mut self.actor;
-        // The span only when it records: a disabled one still costs its
-        // moves and its drop (~10 instructions per call).
+        // The span only when it records: a disabled one still cost its
+        // moves and its drop, ~54 instructions per call (W1-W3, callgrind).
         let outcome = match if tracing::enabled!(tracing::Level::DEBUG) {
             CallScope::span(info, &env).in_scope(|| env.run(actor, keep_args))
         } else {

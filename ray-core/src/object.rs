@@ -734,8 +734,9 @@ impl<T: Clone> Future for GetOwned<T> {
             fence(Ordering::Acquire);
             if std::mem::needs_drop::<T>() {
                 // Types with drop glue (`Vec`, `String`, ...: a copy
-                // allocates) have the value moved out instead of copied.
-                // `get_mut` is the check that counts, a constant per type.
+                // allocates; `needs_drop` is a constant per type) have the
+                // value moved out instead of copied, through the `&mut` that
+                // `get_mut` gives (its check agrees with the count above).
                 if let Some(holder) = Arc::get_mut(&mut r.holder) {
                     if let Some(v) = holder.slot_mut().take_ready() {
                         this.r = None;
