@@ -831,7 +831,10 @@ impl<A: ActorClass> ActorCore<A> {
         info: &ActorInfo,
         env: Envelope<A>,
     ) -> Result<Option<Step<A>>, Error> {
-        let mut next = match self.frontier.offer(env.handle(), env.counter(), env) {
+        // The lane is found once per call: its key stands for the handle's
+        // ID from the offer to the completion.
+        let lane = self.frontier.lane_key(env.handle_ref());
+        let mut next = match self.frontier.offer_in(&lane, env.counter(), env) {
             Offer::Ready(env) => Some(env),
             Offer::Buffered => None,
             // A duplicate never runs twice; dropping it drops only its own
@@ -843,11 +846,12 @@ impl<A: ActorClass> ActorCore<A> {
                 env.fail(info.death_error(), info);
                 return Err(info.death_error());
             }
-            let handle = env.handle();
             match self.execute_now(info, env) {
                 Err(env) => return Ok(Some(Step::Run(env))),
-                Ok(Ok(())) => next = self.frontier.complete(&handle),
-                Ok(Err(death)) => return Ok(Some(Step::Died(handle, death))),
+                Ok(Ok(())) => next = self.frontier.complete_in(&lane),
+                Ok(Err(death)) => {
+                    return Ok(Some(Step::Died(self.frontier.handle_of(&lane), death)))
+                }
             }
         }
         Ok(None)
