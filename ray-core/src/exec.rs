@@ -612,22 +612,33 @@ impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A> for Repla
 
 /// One call: which handle sent it, its place in that handle's order, the
 /// method, and its body (with its inline result slot), in one allocation.
+///
+/// `repr(C)`, the header first: a pointer to any call is also a pointer to
+/// its header ([`Envelope`] reads it without knowing the body's type).
 #[doc(hidden)]
+#[repr(C)]
 pub struct CallBox<B: ?Sized> {
+    header: CallHeader,
+    body: B,
+}
+
+/// What every call starts with (see [`CallBox`]).
+#[repr(C)]
+struct CallHeader {
     handle: ActorHandleId,
     /// Set once, before the call is sent (the refs may already hold the
     /// allocation, so it is not `&mut` any more).
     counter: AtomicU64,
     desc: &'static MethodDescriptor,
-    body: B,
 }
 
 impl<B: ?Sized> std::fmt::Debug for CallBox<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let h = &self.header;
         f.debug_struct("CallBox")
-            .field("handle", &self.handle)
-            .field("counter", &self.counter.load(Ordering::Relaxed))
-            .field("method", &self.desc.name)
+            .field("handle", &h.handle)
+            .field("counter", &h.counter.load(Ordering::Relaxed))
+            .field("method", &h.desc.name)
             .finish_non_exhaustive()
     }
 }
@@ -646,11 +657,66 @@ impl<B> CallBox<B> {
         B: RunsMethod<A, V, P>,
     {
         Arc::new(CallBox {
-            handle,
-            counter: AtomicU64::new(0),
-            desc: &method.desc,
+            header: CallHeader {
+                handle,
+                counter: AtomicU64::new(0),
+                desc: &method.desc,
+            },
             body,
         })
+    }
+}
+
+/// A call as its [`Envelope`] holds it: the box itself is the trait object,
+/// so a dynamic call hands over the box's address as it is (through a
+/// `CallBox<dyn CallBody>`, each call first worked out where the body
+/// starts from the vtable's alignment).
+impl<A, B: CallBody<A>> CallBody<A> for CallBox<B> {
+    // SAFETY (every method): the caller's promise, passed on (the trait's
+    // contract).
+    #[inline]
+    unsafe fn is_ready(&self) -> bool {
+        unsafe { self.body.is_ready() }
+    }
+
+    unsafe fn wait_ready(&self) -> BoxFuture<'static, ()> {
+        unsafe { self.body.wait_ready() }
+    }
+
+    #[inline]
+    unsafe fn run<'a>(
+        &'a self,
+        actor: &'a mut A,
+        desc: &'static MethodDescriptor,
+        keep_args: bool,
+    ) -> Running<'a> {
+        unsafe { self.body.run(actor, desc, keep_args) }
+    }
+
+    #[inline]
+    unsafe fn finish(&self) -> (Option<Box<Error>>, Wake) {
+        unsafe { self.body.finish() }
+    }
+
+    unsafe fn has_args(&self) -> bool {
+        unsafe { self.body.has_args() }
+    }
+
+    unsafe fn replay_entry(
+        &self,
+        handle: ActorHandleId,
+        counter: u64,
+        desc: &'static MethodDescriptor,
+    ) -> Option<Envelope<A>> {
+        unsafe { self.body.replay_entry(handle, counter, desc) }
+    }
+
+    unsafe fn fail(&self, err: Error) -> Option<Error> {
+        unsafe { self.body.fail(err) }
+    }
+
+    unsafe fn abandon(&self) {
+        unsafe { self.body.abandon() }
     }
 }
 
@@ -673,19 +739,20 @@ impl<A: 'static, Args: ArgTuple, P: 'static> RunsMethod<A, Args::Values, P>
 /// Dropped unrun, its results fail with `Error::ObjectLost`.
 ///
 /// It keeps its reference to the call as the pointer [`Arc::into_raw`] gives,
-/// to the call itself rather than to the `Arc`'s counts before it: the
-/// call's header (handle, counter, method) then sits at fixed offsets from
-/// it. Through an `Arc<CallBox<dyn ..>>` every read of the header first
-/// works out where the call starts from the body's alignment in the vtable
-/// (six instructions, four times per call; callgrind, W2).
+/// to the call itself rather than to the `Arc`'s counts before it, and with
+/// the call's box as the trait object: the header is at the pointer, and a
+/// dynamic call passes the pointer on. Through an `Arc<CallBox<dyn ..>>`
+/// each of these first worked out where the call (or its body) starts from
+/// the vtable's alignment (W1-W3: ~40 instructions per call; callgrind).
 pub(crate) struct Envelope<A: 'static> {
-    /// One strong reference of the call's `Arc` (see [`Envelope::arc`]).
-    call: NonNull<CallBox<dyn CallBody<A>>>,
+    /// One strong reference of an `Arc<CallBox<B>>` for some body `B`
+    /// (see [`Envelope::arc`]).
+    call: NonNull<dyn CallBody<A>>,
 }
 
-// SAFETY: the envelope owns one strong reference of an
-// `Arc<CallBox<dyn CallBody<A>>>`, which is `Send` and `Sync` (`CallBody` is
-// `Send + Sync`, the header's fields are); the pointer only stands for it.
+// SAFETY: the envelope owns one strong reference of an `Arc<dyn
+// CallBody<A>>`, which is `Send` and `Sync` (`CallBody` is `Send + Sync`);
+// the pointer only stands for it.
 unsafe impl<A: 'static> Send for Envelope<A> {}
 unsafe impl<A: 'static> Sync for Envelope<A> {}
 
@@ -693,25 +760,34 @@ impl<A: 'static> Envelope<A> {
     /// The envelope of `call`, numbered `counter` in its handle's order.
     /// It must be the only envelope of `call` (one per call, made at send).
     pub(crate) fn new<B: CallBody<A> + 'static>(call: Arc<CallBox<B>>, counter: u64) -> Self {
-        call.counter.store(counter, Ordering::Relaxed);
-        let call: Arc<CallBox<dyn CallBody<A>>> = call;
+        call.header.counter.store(counter, Ordering::Relaxed);
+        let call: Arc<dyn CallBody<A>> = call;
         Envelope {
             // SAFETY: `Arc::into_raw` never gives null.
             call: unsafe { NonNull::new_unchecked(Arc::into_raw(call).cast_mut()) },
         }
     }
 
-    /// The call.
+    /// The call's header.
     #[inline]
-    fn call(&self) -> &CallBox<dyn CallBody<A>> {
-        // SAFETY: the envelope's strong reference keeps the call alive.
+    fn header(&self) -> &CallHeader {
+        // SAFETY: the pointer is to a `CallBox` (made in `new`), which
+        // starts with its header (`repr(C)`); the envelope's strong
+        // reference keeps it alive.
+        unsafe { &*(self.call.as_ptr() as *const CallHeader) }
+    }
+
+    /// The call, to run its body's methods.
+    #[inline]
+    fn call(&self) -> &dyn CallBody<A> {
+        // SAFETY: kept alive by the envelope's strong reference.
         unsafe { self.call.as_ref() }
     }
 
     /// The envelope's reference as the `Arc` it came from (given up by the
     /// envelope: called once, as it goes).
     #[inline]
-    unsafe fn arc(&self) -> Arc<CallBox<dyn CallBody<A>>> {
+    unsafe fn arc(&self) -> Arc<dyn CallBody<A>> {
         // SAFETY: from `Arc::into_raw` in `new`; the caller gives the
         // envelope's reference up.
         unsafe { Arc::from_raw(self.call.as_ptr()) }
@@ -719,23 +795,23 @@ impl<A: 'static> Envelope<A> {
 
     #[inline]
     pub(crate) fn handle(&self) -> ActorHandleId {
-        self.call().handle
+        self.header().handle
     }
 
     /// The handle's ID where the call keeps it.
     #[inline]
     pub(crate) fn handle_ref(&self) -> &ActorHandleId {
-        &self.call().handle
+        &self.header().handle
     }
 
     #[inline]
     pub(crate) fn counter(&self) -> u64 {
-        self.call().counter.load(Ordering::Relaxed)
+        self.header().counter.load(Ordering::Relaxed)
     }
 
     #[inline]
     pub(crate) fn desc(&self) -> &'static MethodDescriptor {
-        self.call().desc
+        self.header().desc
     }
 
     // SAFETY (every method below): `&mut self` on the call's only envelope
@@ -743,24 +819,24 @@ impl<A: 'static> Envelope<A> {
 
     #[inline]
     pub(crate) fn is_ready(&mut self) -> bool {
-        unsafe { self.call().body.is_ready() }
+        unsafe { self.call().is_ready() }
     }
 
     pub(crate) fn wait_ready(&mut self) -> BoxFuture<'static, ()> {
-        unsafe { self.call().body.wait_ready() }
+        unsafe { self.call().wait_ready() }
     }
 
     /// Runs the method on `actor` (see [`CallBody::run`]).
     #[inline]
     pub(crate) fn run<'a>(&'a mut self, actor: &'a mut A, keep_args: bool) -> Running<'a> {
-        let call = self.call();
-        unsafe { call.body.run(actor, call.desc, keep_args) }
+        let desc = self.header().desc;
+        unsafe { self.call().run(actor, desc, keep_args) }
     }
 
     /// Delivers the result (see [`CallBody::finish`]).
     #[inline]
     pub(crate) fn finish(&mut self) -> (Option<Box<Error>>, Wake) {
-        unsafe { self.call().body.finish() }
+        unsafe { self.call().finish() }
     }
 
     /// [`finish`](Self::finish) for a call that is done with for good: the
@@ -781,18 +857,18 @@ impl<A: 'static> Envelope<A> {
 
     /// Whether the arguments were kept (the call can run again).
     pub(crate) fn has_args(&mut self) -> bool {
-        unsafe { self.call().body.has_args() }
+        unsafe { self.call().has_args() }
     }
 
     /// The replay log's entry for this call (see [`CallBody::replay_entry`]).
     pub(crate) fn replay_entry(&mut self) -> Option<Envelope<A>> {
         let (handle, counter, desc) = (self.handle(), self.counter(), self.desc());
-        unsafe { self.call().body.replay_entry(handle, counter, desc) }
+        unsafe { self.call().replay_entry(handle, counter, desc) }
     }
 
     /// Fails the call; returns the error if no caller can see it.
     pub(crate) fn fail_unseen(&mut self, err: Error) -> Option<Error> {
-        unsafe { self.call().body.fail(err) }
+        unsafe { self.call().fail(err) }
     }
 
     /// Fails the call with `err` (reporting it if no caller can see it).
@@ -810,7 +886,7 @@ impl<A: 'static> Envelope<A> {
 impl<A: 'static> Drop for Envelope<A> {
     fn drop(&mut self) {
         // SAFETY: as above (`&mut self`).
-        unsafe { self.call().body.abandon() }
+        unsafe { self.call().abandon() }
         // SAFETY: the envelope goes: its reference is given up once, here.
         drop(unsafe { self.arc() });
     }

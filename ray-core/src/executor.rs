@@ -364,7 +364,10 @@ mod tests {
     fn a_lane_key_names_the_same_lane_as_the_handle() {
         let mut f = Frontier::new();
         // Handle 1 is first (inline); 2 and 3 go to the others.
-        let keys: Vec<_> = [1, 2, 3, 2, 1].iter().map(|&h| f.lane_key(&handle(h))).collect();
+        let keys: Vec<_> = [1, 2, 3, 2, 1]
+            .iter()
+            .map(|&h| f.lane_key(&handle(h)))
+            .collect();
         assert_eq!(keys[0], LaneKey::First);
         assert_eq!(keys[1], keys[3]);
         assert_ne!(keys[1], keys[2]);
