@@ -342,6 +342,7 @@ impl<T> Slot<T> {
     /// Completes the slot (the first value stays); its waiters wake when the
     /// returned [`Wake`] is dropped, so whoever completes can first let go
     /// of what holds the slot.
+    #[inline]
     pub(crate) fn complete_later(&self, value: Stored<T>) -> Wake {
         let locked = self.lock();
         if locked.is_ready() {
