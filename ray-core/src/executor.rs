@@ -94,10 +94,17 @@ pub(crate) enum LaneKey {
 #[derive(Debug)]
 pub struct Frontier<T> {
     first: Option<(ActorHandleId, Lane<T>)>,
-    /// Every other handle's lane, in the order first seen (lanes are never
-    /// removed: a handle's counters must stay known).
-    others: Vec<(ActorHandleId, Lane<T>)>,
-    /// Where each handle of `others` is.
+    /// Every other handle's lane: boxed, as most actors never have one.
+    others: Option<Box<Others<T>>>,
+}
+
+/// The lanes of every handle but the first.
+#[derive(Debug)]
+struct Others<T> {
+    /// In the order first seen (lanes are never removed: a handle's
+    /// counters must stay known).
+    lanes: Vec<(ActorHandleId, Lane<T>)>,
+    /// Where each handle's lane is in `lanes`.
     index: IdMap<usize>,
 }
 
@@ -105,8 +112,7 @@ impl<T> Default for Frontier<T> {
     fn default() -> Self {
         Frontier {
             first: None,
-            others: Vec::new(),
-            index: IdMap::default(),
+            others: None,
         }
     }
 }
@@ -139,14 +145,29 @@ impl<T> Frontier<T> {
         self.lane_at(&key).expect("a key lane_key just made")
     }
 
+    /// Every other handle's lane.
+    fn other_lanes(&self) -> &[(ActorHandleId, Lane<T>)] {
+        self.others.as_deref().map_or(&[], |o| &o.lanes)
+    }
+
+    fn other_lanes_mut(&mut self) -> &mut [(ActorHandleId, Lane<T>)] {
+        self.others.as_deref_mut().map_or(&mut [], |o| &mut o.lanes)
+    }
+
     /// The place in `others` of `handle`'s lane, created if new.
     fn other_lane(&mut self, handle: &ActorHandleId) -> usize {
-        if let Some(&i) = self.index.get(handle) {
+        let o = self.others.get_or_insert_with(|| {
+            Box::new(Others {
+                lanes: Vec::new(),
+                index: IdMap::default(),
+            })
+        });
+        if let Some(&i) = o.index.get(handle) {
             return i;
         }
-        self.others.push((*handle, Lane::default()));
-        self.index.insert(*handle, self.others.len() - 1);
-        self.others.len() - 1
+        o.lanes.push((*handle, Lane::default()));
+        o.index.insert(*handle, o.lanes.len() - 1);
+        o.lanes.len() - 1
     }
 
     /// The lane of `handle`, if it has one.
@@ -157,8 +178,9 @@ impl<T> Frontier<T> {
                 return Some(lane);
             }
         }
-        let i = *self.index.get(handle)?;
-        Some(&mut self.others[i].1)
+        let o = self.others.as_deref_mut()?;
+        let i = *o.index.get(handle)?;
+        Some(&mut o.lanes[i].1)
     }
 
     /// Every lane.
@@ -166,7 +188,7 @@ impl<T> Frontier<T> {
         self.first
             .iter()
             .map(|(h, l)| (h, l))
-            .chain(self.others.iter().map(|(h, l)| (h, l)))
+            .chain(self.other_lanes().iter().map(|(h, l)| (h, l)))
     }
 
     /// The next counter expected from `handle`.
@@ -225,7 +247,7 @@ impl<T> Frontier<T> {
     fn lane_at(&mut self, key: &LaneKey) -> Option<&mut Lane<T>> {
         match key {
             LaneKey::First => self.first.as_mut().map(|(_, lane)| lane),
-            LaneKey::Other(i) => self.others.get_mut(*i).map(|(_, lane)| lane),
+            LaneKey::Other(i) => self.other_lanes_mut().get_mut(*i).map(|(_, lane)| lane),
         }
     }
 
@@ -233,7 +255,7 @@ impl<T> Frontier<T> {
     pub(crate) fn handle_of(&self, key: &LaneKey) -> ActorHandleId {
         match (key, &self.first) {
             (LaneKey::First, Some((h, _))) => *h,
-            (LaneKey::Other(i), _) => self.others[*i].0,
+            (LaneKey::Other(i), _) => self.other_lanes()[*i].0,
             (LaneKey::First, None) => unreachable!("a first lane key without a first lane"),
         }
     }
@@ -299,10 +321,14 @@ impl<T> Frontier<T> {
         if self.buffered() == 0 {
             return Vec::new();
         }
+        let others = self
+            .others
+            .as_deref_mut()
+            .map_or(&mut [][..], |o| &mut o.lanes);
         self.first
             .iter_mut()
             .map(|(_, l)| l)
-            .chain(self.others.iter_mut().map(|(_, l)| l))
+            .chain(others.iter_mut().map(|(_, l)| l))
             .flat_map(|l| std::mem::take(&mut l.early).into_values())
             .collect()
     }
