@@ -303,3 +303,75 @@ fn reconstruction_works_in_local_mode() {
     ray::kill(&c, false);
     assert_eq!(c.incr().get_blocking().unwrap(), 3);
 }
+
+/// A logged call whose result is plain data is kept in the replay log as it
+/// is; one whose result owns memory is copied. Either way the callers read
+/// their own results (not a replay's), an owned result can still be moved
+/// out by its last ref, and replay rebuilds the state from both kinds.
+#[ray::actor(max_reconstructions = 2)]
+pub struct Journal {
+    lines: Vec<String>,
+}
+
+#[ray::actor]
+impl Journal {
+    pub fn new() -> Self {
+        Journal { lines: Vec::new() }
+    }
+
+    /// Plain result (`usize`): the call is its own log entry.
+    pub fn push(&mut self, line: String) -> usize {
+        self.lines.push(line);
+        self.lines.len()
+    }
+
+    /// Owned result (`String`): logged as a copy.
+    pub fn push_echo(&mut self, line: String) -> String {
+        self.lines.push(line.clone());
+        format!("{}:{line}", self.lines.len())
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        self.lines.clone()
+    }
+
+    pub fn crash(&mut self) -> usize {
+        panic!("crash requested")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logged_calls_replay_whether_kept_whole_or_copied() {
+    let _ray = ray::init(Config::default()).unwrap();
+    let j = Journal::remote().unwrap();
+    // Refs held across the crash, read only after the rebuild.
+    let mut plain = Vec::new();
+    let mut owned = Vec::new();
+    for i in 0..20 {
+        plain.push(j.push(format!("p{i}")));
+        owned.push(j.push_echo(format!("o{i}")));
+    }
+    // A second ref to one plain result: both read it.
+    let shared = plain[3].clone();
+    assert!(j.crash().await.is_err());
+    // Replayed: the same 40 lines, in order, then more calls count on.
+    let expected: Vec<String> = (0..20)
+        .flat_map(|i| [format!("p{i}"), format!("o{i}")])
+        .collect();
+    assert_eq!(j.all().await.unwrap(), expected);
+    assert_eq!(j.push("after").await.unwrap(), 41);
+    for (i, r) in plain.into_iter().enumerate() {
+        assert_eq!(r.await.unwrap(), 2 * i + 1, "plain result {i}");
+    }
+    assert_eq!(shared.await.unwrap(), 7);
+    for (i, r) in owned.into_iter().enumerate() {
+        assert_eq!(
+            r.await.unwrap(),
+            format!("{}:o{i}", 2 * i + 2),
+            "owned result {i}"
+        );
+    }
+    // A second crash replays the log again, entries kept whole included.
+    assert!(j.crash().await.is_err());
+    assert_eq!(j.all().await.unwrap().len(), 41);
+}

@@ -269,9 +269,11 @@ impl<A> Checkpointer<A> {
 /// The replay log (SEMANTICS §8): completed calls in execution order. While
 /// under its cap it reaches back to creation, so every kept checkpoint can be
 /// restored and replayed from, and replay from creation recovers the state
-/// even when no checkpoint loads. Cost per logged call: a copy of the call
-/// (its arguments plus about 180 bytes: header, state and an unread result
-/// slot) and 16 bytes in the deque.
+/// even when no checkpoint loads. Cost per logged call: 16 bytes in the
+/// deque, and the call itself when its result holds no memory of its own
+/// (a `u64`: the call's 128-byte allocation stays until the entry goes),
+/// else a copy of its arguments in a new entry (the result, which may be
+/// large, stays with the callers; see `CallBody::serves_as_entry`).
 struct ReplayLog<A: 'static> {
     entries: VecDeque<Envelope<A>>,
     /// `None`: the log reaches back to creation. `Some(f)`: calls below `f`
@@ -704,6 +706,7 @@ impl<A: ActorClass> ActorCore<A> {
         if let Some(unseen) = unseen {
             report_unseen(info, desc, unseen);
         }
+        let mut env = Some(env);
         if let Some(log) = &mut self.log {
             if log.enabled {
                 // A checkpoint taken for this call already covers it.
@@ -711,11 +714,23 @@ impl<A: ActorClass> ActorCore<A> {
                     .floor
                     .as_ref()
                     .is_some_and(|f| counter < f.next_expected(&handle));
-                // A copy of the call (its arguments, its results going
-                // nowhere): the envelope itself holds the result slot, which
-                // belongs to the callers.
-                if let (false, Some(entry)) = (covered, env.replay_entry()) {
-                    log.entries.push_back(entry);
+                if let Some(mut e) = env.take() {
+                    if !covered && e.serves_as_entry() {
+                        // The call itself, its arguments kept (its result
+                        // stays readable by its refs; a rerun delivers
+                        // nothing).
+                        log.entries.push_back(e);
+                    } else {
+                        // A copy of the call (its arguments, its results
+                        // going nowhere): the call holds a result slot with
+                        // a value of its own, which belongs to the callers.
+                        if !covered {
+                            if let Some(entry) = e.replay_entry() {
+                                log.entries.push_back(entry);
+                            }
+                        }
+                        env = Some(e);
+                    }
                 }
                 if log.entries.len() > log.cap && self.checkpointer.is_none() {
                     log.enabled = false;
