@@ -315,8 +315,10 @@ pub struct Journal {
 
 #[ray::actor]
 impl Journal {
-    pub fn new() -> Self {
-        Journal { lines: Vec::new() }
+    pub fn new(capacity: usize) -> Self {
+        Journal {
+            lines: Vec::with_capacity(capacity),
+        }
     }
 
     /// Plain result (`usize`): the call is its own log entry.
@@ -343,7 +345,7 @@ impl Journal {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logged_calls_replay_whether_kept_whole_or_copied() {
     let _ray = ray::init(Config::default()).unwrap();
-    let j = Journal::remote().unwrap();
+    let j = Journal::remote(64).unwrap();
     // Refs held across the crash, read only after the rebuild.
     let mut plain = Vec::new();
     let mut owned = Vec::new();
