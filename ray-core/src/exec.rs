@@ -45,6 +45,12 @@ pub(crate) enum Running<'a> {
 /// for its inline result slot) but only ever touched through its
 /// [`Envelope`], which is unique: hence the methods are `unsafe`, and the
 /// envelope's `&mut self` methods are the safe way in.
+///
+/// Implemented by the whole [`CallBox`] of each kind of body (a method
+/// call, a replay log entry), so that the envelope's trait object is the box
+/// itself: a dynamic call passes the envelope's pointer on as it is (through
+/// a `CallBox<dyn CallBody>`, each call first worked out where the body
+/// starts from the vtable's alignment).
 pub(crate) trait CallBody<A>: Send + Sync {
     /// # Safety
     /// No other access to the call's state at the same time (see the trait).
@@ -499,14 +505,16 @@ fn settle<P>(
     (Err(Box::new(result)), Outcome { ran: true, panic })
 }
 
-impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A, Args, R> {
+impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A>
+    for CallBox<MethodCall<A, Args, R>>
+{
     unsafe fn is_ready(&self) -> bool {
         // SAFETY (every method): the caller's promise (the trait's contract).
-        unsafe { self.state() }.is_ready()
+        unsafe { self.body.state() }.is_ready()
     }
 
     unsafe fn wait_ready(&self) -> BoxFuture<'static, ()> {
-        unsafe { self.state() }.wait_ready()
+        unsafe { self.body.state() }.wait_ready()
     }
 
     unsafe fn run<'a>(
@@ -517,26 +525,26 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
     ) -> Running<'a> {
         // The promise covers the returned future's life; `desc` is the
         // call's (the trait's contract).
-        unsafe { self.state().run(actor, desc, keep_args) }
+        unsafe { self.body.state().run(actor, desc, keep_args) }
     }
 
     unsafe fn finish(&self) -> (Option<Box<Error>>, Wake) {
-        let st = unsafe { self.state() };
+        let st = unsafe { self.body.state() };
         let result = st.result.take().unwrap_or_else(|| {
             Err(Box::new(Error::invalid(
                 "internal: a call finished without running (please report)",
             )))
         });
-        self.deliver(st, result)
+        self.body.deliver(st, result)
     }
 
     unsafe fn has_args(&self) -> bool {
-        unsafe { self.state() }.has_args
+        unsafe { self.body.state() }.has_args
     }
 
     #[inline]
     unsafe fn serves_as_entry(&self) -> bool {
-        Self::SERVES_AS_ENTRY && unsafe { self.state() }.has_args
+        MethodCall::<A, Args, R>::SERVES_AS_ENTRY && unsafe { self.body.state() }.has_args
     }
 
     unsafe fn replay_entry(
@@ -545,19 +553,19 @@ impl<A: Send + 'static, Args: ArgTuple, R: Returns> CallBody<A> for MethodCall<A
         counter: u64,
         desc: &'static MethodDescriptor,
     ) -> Option<Envelope<A>> {
-        unsafe { self.state().entry(handle, counter, desc) }
+        unsafe { self.body.state().entry(handle, counter, desc) }
     }
 
     unsafe fn fail(&self, err: Error) -> Option<Error> {
-        let st = unsafe { self.state() };
-        self.deliver(st, Err(Box::new(err))).0.map(|e| *e)
+        let st = unsafe { self.body.state() };
+        self.body.deliver(st, Err(Box::new(err))).0.map(|e| *e)
     }
 
     unsafe fn abandon(&self) {
-        let st = unsafe { self.state() };
+        let st = unsafe { self.body.state() };
         st.clear();
         if !std::mem::replace(&mut st.extra.done, true) {
-            R::lose_call(&self.inline, st.extra.sink.take());
+            R::lose_call(&self.body.inline, st.extra.sink.take());
         }
     }
 }
@@ -585,14 +593,16 @@ impl<A: 'static, Args: ArgTuple, P: 'static> ReplayEntry<A, Args, P> {
     }
 }
 
-impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A> for ReplayEntry<A, Args, P> {
+impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A>
+    for CallBox<ReplayEntry<A, Args, P>>
+{
     unsafe fn is_ready(&self) -> bool {
         // SAFETY (every method): the caller's promise (the trait's contract).
-        unsafe { self.job() }.is_ready()
+        unsafe { self.body.job() }.is_ready()
     }
 
     unsafe fn wait_ready(&self) -> BoxFuture<'static, ()> {
-        unsafe { self.job() }.wait_ready()
+        unsafe { self.body.job() }.wait_ready()
     }
 
     unsafe fn run<'a>(
@@ -601,17 +611,17 @@ impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A> for Repla
         desc: &'static MethodDescriptor,
         keep_args: bool,
     ) -> Running<'a> {
-        unsafe { self.job().run(actor, desc, keep_args) }
+        unsafe { self.body.job().run(actor, desc, keep_args) }
     }
 
     unsafe fn finish(&self) -> (Option<Box<Error>>, Wake) {
         // The result goes nowhere.
-        unsafe { self.job() }.result = None;
+        unsafe { self.body.job() }.result = None;
         (None, Wake::default())
     }
 
     unsafe fn has_args(&self) -> bool {
-        unsafe { self.job() }.has_args
+        unsafe { self.body.job() }.has_args
     }
 
     unsafe fn serves_as_entry(&self) -> bool {
@@ -625,7 +635,7 @@ impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A> for Repla
         counter: u64,
         desc: &'static MethodDescriptor,
     ) -> Option<Envelope<A>> {
-        unsafe { self.job().entry(handle, counter, desc) }
+        unsafe { self.body.job().entry(handle, counter, desc) }
     }
 
     unsafe fn fail(&self, _: Error) -> Option<Error> {
@@ -633,7 +643,7 @@ impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A> for Repla
     }
 
     unsafe fn abandon(&self) {
-        unsafe { self.job() }.clear();
+        unsafe { self.body.job() }.clear();
     }
 }
 
@@ -694,64 +704,6 @@ impl<B> CallBox<B> {
     }
 }
 
-/// A call as its [`Envelope`] holds it: the box itself is the trait object,
-/// so a dynamic call hands over the box's address as it is (through a
-/// `CallBox<dyn CallBody>`, each call first worked out where the body
-/// starts from the vtable's alignment).
-impl<A, B: CallBody<A>> CallBody<A> for CallBox<B> {
-    // SAFETY (every method): the caller's promise, passed on (the trait's
-    // contract).
-    #[inline]
-    unsafe fn is_ready(&self) -> bool {
-        unsafe { self.body.is_ready() }
-    }
-
-    unsafe fn wait_ready(&self) -> BoxFuture<'static, ()> {
-        unsafe { self.body.wait_ready() }
-    }
-
-    #[inline]
-    unsafe fn run<'a>(
-        &'a self,
-        actor: &'a mut A,
-        desc: &'static MethodDescriptor,
-        keep_args: bool,
-    ) -> Running<'a> {
-        unsafe { self.body.run(actor, desc, keep_args) }
-    }
-
-    #[inline]
-    unsafe fn finish(&self) -> (Option<Box<Error>>, Wake) {
-        unsafe { self.body.finish() }
-    }
-
-    unsafe fn has_args(&self) -> bool {
-        unsafe { self.body.has_args() }
-    }
-
-    #[inline]
-    unsafe fn serves_as_entry(&self) -> bool {
-        unsafe { self.body.serves_as_entry() }
-    }
-
-    unsafe fn replay_entry(
-        &self,
-        handle: ActorHandleId,
-        counter: u64,
-        desc: &'static MethodDescriptor,
-    ) -> Option<Envelope<A>> {
-        unsafe { self.body.replay_entry(handle, counter, desc) }
-    }
-
-    unsafe fn fail(&self, err: Error) -> Option<Error> {
-        unsafe { self.body.fail(err) }
-    }
-
-    unsafe fn abandon(&self) {
-        unsafe { self.body.abandon() }
-    }
-}
-
 /// A call body whose job runs `Method<A, V, P>` (ties [`CallBox::method`]'s
 /// method to the body's types).
 pub(crate) trait RunsMethod<A, V, P> {}
@@ -791,7 +743,10 @@ unsafe impl<A: 'static> Sync for Envelope<A> {}
 impl<A: 'static> Envelope<A> {
     /// The envelope of `call`, numbered `counter` in its handle's order.
     /// It must be the only envelope of `call` (one per call, made at send).
-    pub(crate) fn new<B: CallBody<A> + 'static>(call: Arc<CallBox<B>>, counter: u64) -> Self {
+    pub(crate) fn new<B: 'static>(call: Arc<CallBox<B>>, counter: u64) -> Self
+    where
+        CallBox<B>: CallBody<A>,
+    {
         call.header.counter.store(counter, Ordering::Relaxed);
         let call: Arc<dyn CallBody<A>> = call;
         Envelope {
