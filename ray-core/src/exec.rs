@@ -50,7 +50,8 @@ pub(crate) enum Running<'a> {
 /// call, a replay log entry), so that the envelope's trait object is the box
 /// itself: a dynamic call passes the envelope's pointer on as it is (through
 /// a `CallBox<dyn CallBody>`, each call first worked out where the body
-/// starts from the vtable's alignment).
+/// starts from the vtable's alignment). Only `CallBox`es implement it: the
+/// envelope reads the call's header at the start of the object.
 pub(crate) trait CallBody<A>: Send + Sync {
     /// # Safety
     /// No other access to the call's state at the same time (see the trait).
@@ -879,10 +880,11 @@ impl<A: 'static> Envelope<A> {
 
 impl<A: 'static> Drop for Envelope<A> {
     fn drop(&mut self) {
+        // SAFETY: the envelope goes: its reference is given up once, here,
+        // and let go even if dropping the arguments panics.
+        let call = unsafe { self.arc() };
         // SAFETY: as above (`&mut self`).
-        unsafe { self.call().abandon() }
-        // SAFETY: the envelope goes: its reference is given up once, here.
-        drop(unsafe { self.arc() });
+        unsafe { call.abandon() }
     }
 }
 
