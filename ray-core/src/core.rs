@@ -285,6 +285,26 @@ struct ReplayLog<A: 'static> {
 }
 
 impl<A> ReplayLog<A> {
+    /// Logs the finished call `env` (nothing if a checkpoint already
+    /// `covered` it). Gives the envelope back, unless the call is kept in
+    /// the log as it is: when its result holds no memory of its own (its
+    /// refs then read it under the slot's lock; a rerun delivers nothing);
+    /// otherwise the log takes a copy of its arguments, its results going
+    /// nowhere, since the call's result slot belongs to the callers.
+    fn record(&mut self, mut env: Envelope<A>, covered: bool) -> Option<Envelope<A>> {
+        if covered {
+            return Some(env);
+        }
+        if env.serves_as_entry() {
+            self.entries.push_back(env);
+            return None;
+        }
+        if let Some(entry) = env.replay_entry() {
+            self.entries.push_back(entry);
+        }
+        Some(env)
+    }
+
     /// Drops the calls at or below `f`, which becomes the new floor.
     fn truncate_to(&mut self, f: FrontierSnapshot) {
         self.entries
@@ -706,32 +726,14 @@ impl<A: ActorClass> ActorCore<A> {
         if let Some(unseen) = unseen {
             report_unseen(info, desc, unseen);
         }
-        let mut env = Some(env);
-        if let Some(log) = &mut self.log {
-            if log.enabled {
+        let env = match &mut self.log {
+            Some(log) if log.enabled => {
                 // A checkpoint taken for this call already covers it.
                 let covered = log
                     .floor
                     .as_ref()
                     .is_some_and(|f| counter < f.next_expected(&handle));
-                if let Some(mut e) = env.take() {
-                    if !covered && e.serves_as_entry() {
-                        // The call itself, its arguments kept (its result
-                        // stays readable by its refs; a rerun delivers
-                        // nothing).
-                        log.entries.push_back(e);
-                    } else {
-                        // A copy of the call (its arguments, its results
-                        // going nowhere): the call holds a result slot with
-                        // a value of its own, which belongs to the callers.
-                        if !covered {
-                            if let Some(entry) = e.replay_entry() {
-                                log.entries.push_back(entry);
-                            }
-                        }
-                        env = Some(e);
-                    }
-                }
+                let env = log.record(env, covered);
                 if log.entries.len() > log.cap && self.checkpointer.is_none() {
                     log.enabled = false;
                     log.entries.clear();
@@ -744,8 +746,10 @@ impl<A: ActorClass> ActorCore<A> {
                         ),
                     );
                 }
+                env
             }
-        }
+            _ => Some(env),
+        };
         // The caller's wake-up last, once this side let go of the call: a
         // caller dropping its ref frees the call and its result at once.
         drop(env);

@@ -655,7 +655,7 @@ impl<A: Send + 'static, Args: ArgTuple, P: Send + 'static> CallBody<A>
 /// its header ([`Envelope`] reads it without knowing the body's type).
 #[doc(hidden)]
 #[repr(C)]
-pub struct CallBox<B: ?Sized> {
+pub struct CallBox<B> {
     header: CallHeader,
     body: B,
 }
@@ -670,7 +670,7 @@ struct CallHeader {
     desc: &'static MethodDescriptor,
 }
 
-impl<B: ?Sized> std::fmt::Debug for CallBox<B> {
+impl<B> std::fmt::Debug for CallBox<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let h = &self.header;
         f.debug_struct("CallBox")
