@@ -271,7 +271,7 @@ impl<A> Checkpointer<A> {
 /// restored and replayed from, and replay from creation recovers the state
 /// even when no checkpoint loads. Cost per logged call: 16 bytes in the
 /// deque, and the call itself when its result holds no memory of its own
-/// (a `u64`: the call's 128-byte allocation stays until the entry goes),
+/// (a `u64`: the call's 144-byte allocation stays until the entry goes),
 /// else a copy of its arguments in a new entry (the result, which may be
 /// large, stays with the callers; see `CallBody::serves_as_entry`).
 struct ReplayLog<A: 'static> {
