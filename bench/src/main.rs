@@ -38,16 +38,20 @@ struct Args {
     memory: bool,
     /// Column names to keep (`None`: all); also skips the store figures.
     cols: Option<Vec<String>>,
+    /// Print every round's figure as it is measured (stderr).
+    raw: bool,
 }
 
 const USAGE: &str = "\
-usage: ray-bench [--tiny] [--rounds R] [--only W1,W2,W3,W4,MEM] [--cols tokio,ray,..]
+usage: ray-bench [--tiny] [--rounds R] [--only W1,W2,W3,W4,MEM] [--cols tokio,ray,..] [--raw]
 
   --tiny        sizes divided by 1000, 1 round (CI's smoke run)
   --rounds R    rounds per figure (default 5; the median is printed)
   --only LIST   run only these rows: W1..W4 and MEM (the memory rows)
   --cols LIST   run only these columns (names as in the table header, e.g.
-                tokio,ray,ray-local: `-` may stand for a space); for profiling";
+                tokio,ray,ray-local: `-` may stand for a space); for profiling
+  --raw         also print each round's time per row and column as it is
+                measured (stderr), to see a median's spread";
 
 fn parse_args(argv: &[String]) -> Result<Args, String> {
     let mut args = Args {
@@ -56,12 +60,14 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         workloads: Workload::ALL.to_vec(),
         memory: true,
         cols: None,
+        raw: false,
     };
     let mut rounds = None;
     let mut it = argv.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--tiny" => args.tiny = true,
+            "--raw" => args.raw = true,
             "--rounds" => {
                 let r = it.next().ok_or("--rounds needs a number")?;
                 let r: usize = r
@@ -174,6 +180,15 @@ fn main() {
         for &w in &args.workloads {
             for &c in &order {
                 let d = envs.run(c, w, sizes);
+                if args.raw {
+                    eprintln!(
+                        "raw: round {} {} {}: {:.3} ms",
+                        round + 1,
+                        w.name(),
+                        c.label(),
+                        d.as_secs_f64() * 1e3
+                    );
+                }
                 times.entry((w, c)).or_default().push(d);
             }
         }
@@ -262,6 +277,8 @@ mod tests {
         assert_eq!(a.workloads, vec![Workload::W1, Workload::W3]);
         assert!(!a.memory);
         assert!(parse("--only MEM").unwrap().memory);
+        assert!(!a.raw);
+        assert!(parse("--raw --only W2").unwrap().raw);
         assert!(parse("--rounds 0").is_err());
         assert!(parse("--only W9").is_err());
         assert!(parse("--bogus").is_err());
