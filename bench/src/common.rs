@@ -333,6 +333,16 @@ pub fn measure_plain(w: Workload, s: Sizes) -> Duration {
     }
 }
 
+/// Minor page faults of the whole process so far (`getrusage`).
+pub fn minor_faults() -> u64 {
+    // SAFETY: `getrusage` fills the zeroed struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0;
+    }
+    u64::try_from(u.ru_minflt).unwrap_or(0)
+}
+
 /// The resident set size now, in bytes (from `/proc/self/statm`).
 pub fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();

@@ -50,8 +50,9 @@ usage: ray-bench [--tiny] [--rounds R] [--only W1,W2,W3,W4,MEM] [--cols tokio,ra
   --only LIST   run only these rows: W1..W4 and MEM (the memory rows)
   --cols LIST   run only these columns (names as in the table header, e.g.
                 tokio,ray,ray-local: `-` may stand for a space); for profiling
-  --raw         also print each round's time per row and column as it is
-                measured (stderr), to see a median's spread";
+  --raw         also print each round's time (and the process's minor page
+                faults meanwhile) per row and column as it is measured
+                (stderr), to see a median's spread";
 
 fn parse_args(argv: &[String]) -> Result<Args, String> {
     let mut args = Args {
@@ -179,14 +180,16 @@ fn main() {
         let order = round_order(&cols, round);
         for &w in &args.workloads {
             for &c in &order {
+                let faults = args.raw.then(common::minor_faults);
                 let d = envs.run(c, w, sizes);
-                if args.raw {
+                if let Some(f0) = faults {
                     eprintln!(
-                        "raw: round {} {} {}: {:.3} ms",
+                        "raw: round {} {} {}: {:.3} ms, {} minor page faults",
                         round + 1,
                         w.name(),
                         c.label(),
-                        d.as_secs_f64() * 1e3
+                        d.as_secs_f64() * 1e3,
+                        common::minor_faults().saturating_sub(f0)
                     );
                 }
                 times.entry((w, c)).or_default().push(d);
