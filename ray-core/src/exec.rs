@@ -218,6 +218,7 @@ impl<A: 'static, Args: ArgTuple, R: Returns> std::ops::DerefMut for MethodCall<A
 
 /// glibc's largest fast-bin chunk holds 120 bytes (`M_MXFAST`'s default,
 /// 128-byte chunks with their 8-byte header).
+#[cfg(target_env = "gnu")]
 const GLIBC_FAST_BIN_MAX: usize = 120;
 
 /// The least room a method call's body takes: one byte more than would let
@@ -236,8 +237,18 @@ const GLIBC_FAST_BIN_MAX: usize = 120;
 /// three of the four at 12.9M/s or more, the floor unchanged. The cost is
 /// 16 bytes per call in flight; a sequential caller (W1, W3) reuses its
 /// call's chunk from glibc's thread cache whatever its size.
+///
+/// Only where glibc is the C library (`target_env = "gnu"`): elsewhere
+/// (musl, other systems' allocators) nothing is padded. A program on glibc
+/// with another global allocator (jemalloc, mimalloc) pays the 16 bytes
+/// for nothing.
+#[cfg(target_env = "gnu")]
 pub(crate) const MIN_CALL_BODY: usize =
     GLIBC_FAST_BIN_MAX + 1 - 2 * std::mem::size_of::<usize>() - std::mem::size_of::<CallHeader>();
+
+/// No padding without glibc (see the `gnu` version's docs).
+#[cfg(not(target_env = "gnu"))]
+pub(crate) const MIN_CALL_BODY: usize = 0;
 
 /// `T` in at least [`MIN_CALL_BODY`] bytes (a union is as large as its
 /// largest field).
@@ -1878,12 +1889,19 @@ mod size {
             + std::mem::size_of::<CallFields<Z, (Arg<u64>,), One<u64>>>();
         assert!(held <= 104, "a call grew to {held} bytes");
         // Padded just past glibc's largest fast-bin chunk (see
-        // `MIN_CALL_BODY`): 128 bytes with the counts, a 144-byte chunk.
+        // `MIN_CALL_BODY`): 128 bytes with the counts, a 144-byte chunk;
+        // every call is, whatever its arguments and results. Elsewhere,
+        // not padded.
         let counts = 2 * std::mem::size_of::<usize>();
-        assert_eq!(std::mem::size_of::<Call>() + counts, 128);
-        // Every call is, whatever its arguments and results.
-        assert!(std::mem::size_of::<CallBox<MethodCall<Z, (), Zero>>>() + counts > 120);
-        assert!(std::mem::size_of::<CallBox<MethodCall<Z, (Arg<u8>,), One<u8>>>>() + counts > 120);
+        if cfg!(target_env = "gnu") {
+            assert_eq!(std::mem::size_of::<Call>() + counts, 128);
+            assert!(std::mem::size_of::<CallBox<MethodCall<Z, (), Zero>>>() + counts > 120);
+            assert!(
+                std::mem::size_of::<CallBox<MethodCall<Z, (Arg<u8>,), One<u8>>>>() + counts > 120
+            );
+        } else {
+            assert_eq!(std::mem::size_of::<Call>(), held);
+        }
         // Logged, such a call is its own replay entry (its result holds no
         // memory); a call whose result owns memory is copied.
         const {
