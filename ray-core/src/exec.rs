@@ -483,6 +483,10 @@ impl<A: 'static, Args: ArgTuple, R: Returns> MethodCall<A, Args, R> {
     /// larger than the copy. A copy costs an allocation and its free, about
     /// 300 instructions per logged call (W1, `ray recon=3`); kept, the call's
     /// refs read its result under the slot's lock while the log holds it.
+    /// The sizes are the allocations', the call's padding ([`MIN_CALL_BODY`])
+    /// included: the log would keep it too. So on glibc the smallest calls
+    /// (no arguments, no result: 64 bytes held, 112 padded, against a
+    /// 64-byte copy) are copied.
     const SERVES_AS_ENTRY: bool = !std::mem::needs_drop::<R::Payload>()
         && std::mem::size_of::<CallBox<Self>>()
             <= std::mem::size_of::<CallBox<ReplayEntry<A, Args, R::Payload>>>() + 32;
@@ -1909,6 +1913,12 @@ mod size {
             assert!(MethodCall::<Z, (Arg<String>,), One<usize>>::SERVES_AS_ENTRY);
             assert!(!MethodCall::<Z, (Arg<u64>,), One<String>>::SERVES_AS_ENTRY);
         }
+        // The padding counts: the smallest call is copied on glibc, where
+        // it is 48 bytes larger than its copy, and kept elsewhere.
+        assert_eq!(
+            MethodCall::<Z, (), Zero>::SERVES_AS_ENTRY,
+            !cfg!(target_env = "gnu")
+        );
         // Its replay log entry, without a slot: 96 bytes, a 112-byte chunk.
         type Entry = CallBox<ReplayEntry<Z, (Arg<u64>,), u64>>;
         assert!(
